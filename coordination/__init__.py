@@ -1,0 +1,19 @@
+"""Shared fleet state behind one interface: ``InMemoryStore`` (default) and, with Redis, ``RedisStore``."""
+
+from coordination.base import (
+    BackendLoad,
+    CoordinationError,
+    CoordinationStore,
+    Observation,
+    Reservation,
+)
+from coordination.memory import InMemoryStore
+
+__all__ = [
+    "BackendLoad",
+    "CoordinationError",
+    "CoordinationStore",
+    "InMemoryStore",
+    "Observation",
+    "Reservation",
+]

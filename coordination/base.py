@@ -1,0 +1,73 @@
+"""The shared fleet state: one interface, implemented by the in-process store (here) and Redis (later).
+
+The operations are shaped for a remote store with a budget of two round trips per request:
+
+- ``pick_and_reserve``: the policy's choice and the in-flight increment happen as ONE step, so two
+  callers racing for the least-loaded backend do not both take it blindly;
+- ``release``: gives the reservation back and records what was observed (TTFT, per-token latency) in
+  the same step;
+- a lease per replica: reservations are held under it, so a replica that dies loses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+
+class CoordinationError(Exception):
+    """A store failed (timeout, connection, script error); callers fall back, never fail a request."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackendLoad:
+    """What the gateway fleet knows about one backend from its own traffic."""
+
+    in_flight: int = 0
+    ttft_ewma_s: float | None = None
+    tpot_ewma_s: float | None = None
+    """Moving average of time per output token after the first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    backend_id: str
+    token: int
+    """Identifies this reservation within its replica's lease."""
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+
+
+class HasBackendId(Protocol):
+    @property
+    def backend_id(self) -> str: ...
+
+
+D = TypeVar("D", bound=HasBackendId)
+
+
+class CoordinationStore(Protocol):
+    replica_id: str
+
+    async def start(self) -> None:
+        """Register this replica's lease."""
+
+    async def close(self) -> None:
+        """Give up the lease and every reservation under it."""
+
+    async def heartbeat(self) -> None:
+        """Keep the lease alive; called every lease_ttl / 3."""
+
+    async def pick_and_reserve(
+        self, backend_ids: Sequence[str], pick: Callable[[Mapping[str, BackendLoad]], D]
+    ) -> tuple[D, Reservation]:
+        """Call ``pick`` with the current load of ``backend_ids`` and reserve its choice atomically."""
+
+    async def release(self, reservation: Reservation, observation: Observation) -> None: ...
+
+    async def loads(self, backend_ids: Sequence[str]) -> dict[str, BackendLoad]: ...

@@ -1,0 +1,76 @@
+"""In-process store: the embedded default for a single replica (and the fallback when Redis fails).
+
+Atomicity comes from asyncio itself: ``pick_and_reserve`` does not await between reading the loads and
+incrementing the chosen backend, so no other coroutine can interleave.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from coordination.base import BackendLoad, D, Observation, Reservation
+
+
+@dataclass(slots=True)
+class _Backend:
+    in_flight: int = 0
+    ttft_ewma_s: float | None = None
+    tpot_ewma_s: float | None = None
+
+    def view(self) -> BackendLoad:
+        return BackendLoad(self.in_flight, self.ttft_ewma_s, self.tpot_ewma_s)
+
+
+def ewma(previous: float | None, sample: float, alpha: float) -> float:
+    return sample if previous is None else alpha * sample + (1 - alpha) * previous
+
+
+class InMemoryStore:
+    def __init__(self, *, ewma_alpha: float = 0.2, replica_id: str | None = None) -> None:
+        self.replica_id = replica_id or uuid.uuid4().hex[:12]
+        self._alpha = ewma_alpha
+        self._backends: dict[str, _Backend] = {}
+        self._open: dict[int, str] = {}
+        self._tokens = itertools.count(1)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        for backend_id in self._open.values():
+            self._backends[backend_id].in_flight -= 1
+        self._open.clear()
+
+    async def heartbeat(self) -> None:
+        return None
+
+    def _backend(self, backend_id: str) -> _Backend:
+        state = self._backends.get(backend_id)
+        if state is None:
+            state = self._backends[backend_id] = _Backend()
+        return state
+
+    async def pick_and_reserve(
+        self, backend_ids: Sequence[str], pick: Callable[[Mapping[str, BackendLoad]], D]
+    ) -> tuple[D, Reservation]:
+        decision = pick({b: self._backend(b).view() for b in backend_ids})
+        self._backend(decision.backend_id).in_flight += 1
+        token = next(self._tokens)
+        self._open[token] = decision.backend_id
+        return decision, Reservation(decision.backend_id, token)
+
+    async def release(self, reservation: Reservation, observation: Observation) -> None:
+        if self._open.pop(reservation.token, None) is None:
+            return  # already released: releasing twice must not drive counts negative
+        state = self._backend(reservation.backend_id)
+        state.in_flight -= 1
+        if observation.ttft_s is not None:
+            state.ttft_ewma_s = ewma(state.ttft_ewma_s, observation.ttft_s, self._alpha)
+        if observation.tpot_s is not None:
+            state.tpot_ewma_s = ewma(state.tpot_ewma_s, observation.tpot_s, self._alpha)
+
+    async def loads(self, backend_ids: Sequence[str]) -> dict[str, BackendLoad]:
+        return {b: self._backend(b).view() for b in backend_ids}

@@ -1,0 +1,223 @@
+"""The gateway's configuration: one msgspec Struct tree, the single place where every key is defined.
+
+Loading runs in steps, each its own function (house rule 4):
+
+1. ``read_toml``: the TOML file as a plain dict;
+2. ``apply_env``: ``GATEWAY_SECTION__KEY=value`` environment overrides laid over it
+   (``GATEWAY_COORDINATION__REDIS_URL=redis://...``; a value starting with ``[`` or ``{`` is JSON);
+3. ``decode``: ``msgspec.convert`` into ``GatewayConfig`` with unknown fields forbidden, so a typo fails
+   with the path of the key (``$.server.prot``);
+4. ``validate``: cross-references (unique backend ids, a known policy, a fleet source).
+
+Every failure is a ``ConfigError`` whose message names the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+ENV_PREFIX = "GATEWAY_"
+ENV_CONFIG_FILE = "GATEWAY_CONFIG_FILE"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the offending key."""
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    """granian worker processes; with more than one, use Redis coordination so they share state."""
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Request bodies above this are refused with 413."""
+    access_log: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class TimeoutConfig(_Section):
+    connect_s: float = 3.0
+    """TCP connect to a backend."""
+    first_byte_s: float = 300.0
+    """Request sent -> first body byte (for a non-streamed answer, the whole generation)."""
+    between_chunks_s: float = 60.0
+    """Longest silence between two chunks of a streamed answer."""
+
+
+class ProxyConfig(_Section):
+    timeouts: TimeoutConfig = msgspec.field(default_factory=TimeoutConfig)
+    retries: int = 1
+    """Extra attempts on another backend after a connect error or a 5xx before the first byte."""
+    max_connections: int = 0
+    """Upstream connection pool size per replica (0 = unlimited)."""
+
+
+class BackendConfig(_Section):
+    id: str
+    url: str
+    models: list[str] = msgspec.field(default_factory=list)
+    """Models served; empty means learn them from the backend's /v1/models."""
+    weight: float = 1.0
+
+
+class DnsDiscoveryConfig(_Section):
+    name: str
+    """A DNS name whose A/AAAA records are the backends (a Kubernetes headless Service)."""
+    port: int = 8000
+    scheme: Literal["http", "https"] = "http"
+    models: list[str] = msgspec.field(default_factory=list)
+    refresh_s: float = 10.0
+
+
+class HealthConfig(_Section):
+    interval_s: float = 1.0
+    """How often each backend's /metrics is scraped."""
+    timeout_s: float = 1.0
+    unhealthy_threshold: int = 2
+    """Consecutive failed scrapes that mark a backend unhealthy."""
+    healthy_threshold: int = 1
+    """Consecutive good scrapes that bring it back."""
+    consecutive_errors: int = 3
+    """Passive ejection (Envoy's outlier detection): proxied connect errors/5xx in a row that eject."""
+    base_ejection_s: float = 5.0
+    """Ejection time is base_ejection_s x the number of times the backend was ejected (capped at 10x)."""
+    max_ejection_percent: float = 50.0
+    """Never eject more than this share of the fleet passively."""
+
+
+class FleetConfig(_Section):
+    backends: list[BackendConfig] = msgspec.field(default_factory=list)
+    dns: DnsDiscoveryConfig | None = None
+    health: HealthConfig = msgspec.field(default_factory=HealthConfig)
+
+
+class RoutingConfig(_Section):
+    policy: str = "least_queue"
+    """One of the registered policies (see docs/routing.md): round_robin, least_queue, cache_aware."""
+    params: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    """Per-policy parameters, keyed by policy name; each policy module defines its own keys."""
+
+
+class CoordinationConfig(_Section):
+    redis_url: str | None = None
+    """None keeps state in process (one replica). ``redis://``, ``rediss://`` for a shared fleet view."""
+    namespace: str = "default"
+    """Every key of one fleet shares this name (and a hash tag built from it)."""
+    lease_ttl_s: float = 10.0
+    ewma_alpha: float = 0.2
+    """Weight of the newest TTFT/per-token latency observation in the moving averages."""
+
+
+class GatewayConfig(_Section):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    proxy: ProxyConfig = msgspec.field(default_factory=ProxyConfig)
+    fleet: FleetConfig = msgspec.field(default_factory=FleetConfig)
+    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
+    coordination: CoordinationConfig = msgspec.field(default_factory=CoordinationConfig)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from e
+
+
+def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Lay ``GATEWAY_A__B=value`` over ``raw['a']['b']``; the decode step converts the strings."""
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment {name}: {'.'.join(path)} is not a table")
+            node = child
+        node[path[-1]] = _env_value(name, value)
+    return raw
+
+
+def _env_value(name: str, value: str) -> Any:
+    if value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"environment {name}: invalid JSON: {e}") from e
+    return value
+
+
+def decode(raw: Mapping[str, Any]) -> GatewayConfig:
+    try:
+        # strict=False lets environment strings become ints, floats and booleans.
+        return msgspec.convert(raw, GatewayConfig, strict=False)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"invalid config: {e}") from e
+
+
+def validate(config: GatewayConfig, known_policies: set[str]) -> GatewayConfig:
+    fleet = config.fleet
+    if not fleet.backends and fleet.dns is None:
+        raise ConfigError("fleet: configure fleet.backends or fleet.dns")
+    seen: set[str] = set()
+    for i, backend in enumerate(fleet.backends):
+        if backend.id in seen:
+            raise ConfigError(f"fleet.backends[{i}].id: duplicate backend id {backend.id!r}")
+        seen.add(backend.id)
+        if not backend.url.startswith(("http://", "https://")):
+            raise ConfigError(f"fleet.backends[{i}].url: must start with http:// or https://")
+        if backend.weight <= 0:
+            raise ConfigError(f"fleet.backends[{i}].weight: must be > 0")
+    if config.routing.policy not in known_policies:
+        known = ", ".join(sorted(known_policies))
+        raise ConfigError(f"routing.policy: unknown policy {config.routing.policy!r}; known: {known}")
+    for name in config.routing.params:
+        if name not in known_policies:
+            raise ConfigError(f"routing.params.{name}: no such policy")
+    _positive(config.server.workers, "server.workers")
+    _positive(config.server.max_body_bytes, "server.max_body_bytes")
+    _positive(config.proxy.timeouts.connect_s, "proxy.timeouts.connect_s")
+    _positive(config.proxy.timeouts.first_byte_s, "proxy.timeouts.first_byte_s")
+    _positive(config.proxy.timeouts.between_chunks_s, "proxy.timeouts.between_chunks_s")
+    _positive(fleet.health.interval_s, "fleet.health.interval_s")
+    if not 0 < config.coordination.ewma_alpha <= 1:
+        raise ConfigError("coordination.ewma_alpha: must be in (0, 1]")
+    return config
+
+
+def _positive(value: float, key: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: must be > 0")
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """File (if any) + environment -> a validated config. Raises ConfigError."""
+    from gateway.routing.registry import policy_names  # the registry owns the policy names
+
+    environ = os.environ if environ is None else environ
+    path = path or environ.get(ENV_CONFIG_FILE)
+    raw = read_toml(path) if path else {}
+    config = decode(apply_env(raw, environ))
+    validate(config, policy_names())
+    from gateway.routing.registry import build_policy
+
+    try:
+        build_policy(config.routing)  # policy parameters are validated by their own module
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    return config

@@ -1,0 +1,140 @@
+"""Route, reserve, call upstream, retry, release: the part of a request's path between parsing and bytes.
+
+``open`` picks a backend through the policy and reserves it in one step of the coordination store, opens
+the upstream call, and on a connect error or a 5xx before the first byte tries once more on another
+backend. ``finish`` releases the reservation with what was observed. Whatever happens - including the
+caller's cancellation when a client leaves - a reservation taken here is released exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from coordination import BackendLoad, CoordinationStore, Observation, Reservation
+from gateway.errors import ModelNotFound, NoHealthyBackend, UpstreamTimeout, UpstreamUnavailable
+from gateway.fleet.backends import Backend, Fleet
+from gateway.proxy import Upstream, UpstreamClient, UpstreamConnectError
+from gateway.routing.types import Candidate, Policy, RequestFeatures, RouteDecision
+from gateway.telemetry.metrics import GatewayMetrics
+
+NO_BACKEND_RETRY_AFTER_S = 1
+
+
+@dataclass(slots=True)
+class Dispatched:
+    upstream: Upstream
+    decision: RouteDecision
+    reservation: Reservation
+    attempts: int
+
+    def receipt(self) -> str:
+        """The x-gateway-route header: policy, reason and the numbers that decided the pick."""
+        d = self.decision
+        parts = "".join(f"; {k}={v:.4g}" for k, v in d.parts.items())
+        return f"policy={d.policy}; reason={d.reason}; attempts={self.attempts}{parts}"
+
+
+def candidates(backends: Sequence[Backend], loads: Mapping[str, BackendLoad]) -> list[Candidate]:
+    out = []
+    for b in backends:
+        load = loads.get(b.id) or BackendLoad()
+        stats = b.stats
+        out.append(
+            Candidate(
+                id=b.id,
+                weight=b.spec.weight,
+                waiting=stats.waiting if stats else 0.0,
+                running=stats.running if stats else 0.0,
+                kv_usage=stats.kv_usage if stats else 0.0,
+                in_flight=load.in_flight,
+                ttft_ewma_s=load.ttft_ewma_s,
+            )
+        )
+    return out
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        fleet: Fleet,
+        store: CoordinationStore,
+        policy: Policy,
+        client: UpstreamClient,
+        metrics: GatewayMetrics,
+        retries: int,
+    ) -> None:
+        self._fleet = fleet
+        self._store = store
+        self._policy = policy
+        self._client = client
+        self._metrics = metrics
+        self._retries = retries
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def open(self, path: str, features: RequestFeatures, body: bytes, headers: dict[str, str]) -> Dispatched:
+        if not self._fleet.knows_model(features.model):
+            raise ModelNotFound(f"The model `{features.model}` does not exist.", param="model")
+        excluded: list[str] = []
+        connect_error: UpstreamConnectError | None = None
+        for attempt in range(1, self._retries + 2):
+            backends = self._fleet.routable(features.model, excluded)
+            if not backends:
+                break
+            if attempt > 1:
+                self._metrics.retries.inc()
+            decision, reservation = await self._store.pick_and_reserve(
+                [b.id for b in backends],
+                lambda loads, backends=backends: self._policy.choose(features, candidates(backends, loads)),
+            )
+            backend = next(b for b in backends if b.id == decision.backend_id)
+            self._metrics.routing_decisions.labels(decision.policy, decision.reason, backend.id).inc()
+            try:
+                upstream = await self._client.open(backend.id, backend.spec.url + path, body, headers)
+            except UpstreamConnectError as e:
+                self._failed(backend.id, "connect", reservation)
+                excluded.append(backend.id)
+                connect_error = e
+                continue
+            except UpstreamTimeout:
+                self._failed(backend.id, "timeout", reservation)
+                raise
+            except BaseException:  # cancelled because the client left
+                self.spawn(self._store.release(reservation, Observation()))
+                raise
+            if upstream.status >= 500:
+                self._metrics.upstream_errors.labels(backend.id, "status_5xx").inc()
+                self._fleet.record_failure(backend.id)
+                if attempt <= self._retries and self._fleet.routable(features.model, [*excluded, backend.id]):
+                    upstream.close()
+                    self.spawn(self._store.release(reservation, Observation()))
+                    excluded.append(backend.id)
+                    continue
+            return Dispatched(upstream, decision, reservation, attempt)
+        if connect_error is not None:
+            raise UpstreamUnavailable(f"no backend for `{features.model}` could be reached: {connect_error}")
+        raise NoHealthyBackend(
+            f"no healthy backend serves `{features.model}` right now", retry_after_s=NO_BACKEND_RETRY_AFTER_S
+        )
+
+    def _failed(self, backend_id: str, kind: str, reservation: Reservation) -> None:
+        self._metrics.upstream_errors.labels(backend_id, kind).inc()
+        self._fleet.record_failure(backend_id)
+        self.spawn(self._store.release(reservation, Observation()))
+
+    def finish(self, dispatched: Dispatched, observation: Observation, *, ok: bool) -> None:
+        """Release the reservation (in the background: the client must not wait on bookkeeping)."""
+        if ok:
+            self._fleet.record_success(dispatched.reservation.backend_id)
+        self.spawn(self._store.release(dispatched.reservation, observation))
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,115 @@
+"""The gateway's Prometheus metrics, on an explicit registry (never the process-global default).
+
+Names start with ``gateway_`` (``vllm:`` belongs to the engines) and every label set is bounded: a model
+name is a label only when the fleet serves it, anything else is counted as ``unknown``.
+
+With several granian workers, prometheus-client's multiprocess mode aggregates the workers' values when
+``PROMETHEUS_MULTIPROC_DIR`` is set (``gateway serve`` sets it for workers > 1); the per-backend gauges
+come from the answering worker's own view of the fleet, which every worker keeps by itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from gateway.fleet.backends import Fleet
+
+UNKNOWN = "unknown"
+# TTFT and e2e spans from a cached 10 ms prefill to multi-minute generations.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests",
+            "Requests answered, by model, backend ('none' when the gateway answered itself) and HTTP status.",
+            ["model", "backend", "status"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request received to last byte sent, by model, backend and HTTP status.",
+            ["model", "backend", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "gateway_time_to_first_token_seconds",
+            "Time from request received to the first streamed chunk, as the gateway sees it.",
+            ["model", "backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "gateway_upstream_errors",
+            "Failed upstream attempts by backend and kind (connect, timeout, status_5xx).",
+            ["backend", "kind"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "gateway_upstream_retries", "Requests retried on another backend before the first byte.", registry=r
+        )
+        self.routing_decisions = Counter(
+            "gateway_routing_decisions",
+            "Routing decisions by policy, reason and chosen backend.",
+            ["policy", "reason", "backend"],
+            registry=r,
+        )
+
+
+class FleetCollector(Collector):
+    """Per-backend gauges read from the fleet state at scrape time (no bookkeeping on the hot path)."""
+
+    def __init__(self, fleet: Fleet, clock: Callable[[], float]) -> None:
+        self._fleet = fleet
+        self._clock = clock
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = self._clock()
+        healthy = GaugeMetricFamily("gateway_backend_healthy", "1 if the backend is routable.", labels=["backend"])
+        waiting = GaugeMetricFamily(
+            "gateway_backend_queue_depth", "vLLM num_requests_waiting at the last scrape.", labels=["backend"]
+        )
+        running = GaugeMetricFamily(
+            "gateway_backend_running", "vLLM num_requests_running at the last scrape.", labels=["backend"]
+        )
+        kv = GaugeMetricFamily(
+            "gateway_backend_kv_cache_usage_ratio", "vLLM KV cache usage (0..1) at the last scrape.", labels=["backend"]
+        )
+        age = GaugeMetricFamily(
+            "gateway_backend_scrape_age_seconds", "Seconds since the last good scrape.", labels=["backend"]
+        )
+        for backend in self._fleet.backends.values():
+            labels = [backend.id]
+            healthy.add_metric(labels, 1.0 if backend.routable(now) else 0.0)
+            if backend.stats is not None and backend.scraped_at is not None:
+                waiting.add_metric(labels, backend.stats.waiting)
+                running.add_metric(labels, backend.stats.running)
+                kv.add_metric(labels, backend.stats.kv_usage)
+                age.add_metric(labels, now - backend.scraped_at)
+        yield from (healthy, waiting, running, kv, age)
+
+
+def exposition(metrics: GatewayMetrics, extra: list[Collector]) -> bytes:
+    """The /metrics body: this worker's registry, or every worker's in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    else:
+        registry = metrics.registry
+    text = generate_latest(registry)
+    if extra:
+        side = CollectorRegistry()
+        for collector in extra:
+            side.register(collector)
+        text += generate_latest(side)
+    return text
