@@ -8,6 +8,7 @@ from coordination.base import (
     Reservation,
 )
 from coordination.memory import InMemoryStore
+from coordination.scoring import Pick, PickRequest, ScoreLine, evaluate
 
 __all__ = [
     "BackendLoad",
@@ -15,5 +16,9 @@ __all__ = [
     "CoordinationStore",
     "InMemoryStore",
     "Observation",
+    "Pick",
+    "PickRequest",
     "Reservation",
+    "ScoreLine",
+    "evaluate",
 ]

@@ -3,7 +3,8 @@
 The operations are shaped for a remote store with a budget of two round trips per request:
 
 - ``pick_and_reserve``: the policy's choice and the in-flight increment happen as ONE step, so two
-  callers racing for the least-loaded backend do not both take it blindly;
+  callers racing for the least-loaded backend do not both take it blindly (the policy states its choice
+  as a score the store evaluates, see ``coordination.scoring``);
 - ``release``: gives the reservation back and records what was observed (TTFT, per-token latency) in
   the same step;
 - a lease per replica: reservations are held under it, so a replica that dies loses them.
@@ -11,9 +12,11 @@ The operations are shaped for a remote store with a budget of two round trips pe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
+
+from coordination.scoring import Pick, PickRequest
 
 
 class CoordinationError(Exception):
@@ -43,14 +46,6 @@ class Observation:
     tpot_s: float | None = None
 
 
-class HasBackendId(Protocol):
-    @property
-    def backend_id(self) -> str: ...
-
-
-D = TypeVar("D", bound=HasBackendId)
-
-
 class CoordinationStore(Protocol):
     replica_id: str
 
@@ -63,11 +58,10 @@ class CoordinationStore(Protocol):
     async def heartbeat(self) -> None:
         """Keep the lease alive; called every lease_ttl / 3."""
 
-    async def pick_and_reserve(
-        self, backend_ids: Sequence[str], pick: Callable[[Mapping[str, BackendLoad]], D]
-    ) -> tuple[D, Reservation]:
-        """Call ``pick`` with the current load of ``backend_ids`` and reserve its choice atomically."""
+    async def pick_and_reserve(self, request: PickRequest) -> tuple[Pick, Reservation]:
+        """Evaluate ``request`` (see ``coordination.scoring``) on the current state and reserve the winner."""
 
     async def release(self, reservation: Reservation, observation: Observation) -> None: ...
 
-    async def loads(self, backend_ids: Sequence[str]) -> dict[str, BackendLoad]: ...
+    def cached_loads(self, backend_ids: Sequence[str]) -> dict[str, BackendLoad]:
+        """The latest load view this replica holds, without I/O (policies plan on it)."""

@@ -1,6 +1,6 @@
 """In-process store: the embedded default for a single replica (and the fallback when Redis fails).
 
-Atomicity comes from asyncio itself: ``pick_and_reserve`` does not await between reading the loads and
+Atomicity comes from asyncio itself: ``pick_and_reserve`` does not await between evaluating the score and
 incrementing the chosen backend, so no other coroutine can interleave.
 """
 
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from coordination.base import BackendLoad, D, Observation, Reservation
+from coordination.base import BackendLoad, Observation, Reservation
+from coordination.scoring import Pick, PickRequest, evaluate
 
 
 @dataclass(slots=True)
@@ -53,14 +54,13 @@ class InMemoryStore:
             state = self._backends[backend_id] = _Backend()
         return state
 
-    async def pick_and_reserve(
-        self, backend_ids: Sequence[str], pick: Callable[[Mapping[str, BackendLoad]], D]
-    ) -> tuple[D, Reservation]:
-        decision = pick({b: self._backend(b).view() for b in backend_ids})
-        self._backend(decision.backend_id).in_flight += 1
+    async def pick_and_reserve(self, request: PickRequest) -> tuple[Pick, Reservation]:
+        in_flight = {line.backend_id: self._backend(line.backend_id).in_flight for line in request.lines}
+        pick = evaluate(request, in_flight, {})
+        self._backend(pick.backend_id).in_flight += 1
         token = next(self._tokens)
-        self._open[token] = decision.backend_id
-        return decision, Reservation(decision.backend_id, token)
+        self._open[token] = pick.backend_id
+        return pick, Reservation(pick.backend_id, token)
 
     async def release(self, reservation: Reservation, observation: Observation) -> None:
         if self._open.pop(reservation.token, None) is None:
@@ -72,5 +72,5 @@ class InMemoryStore:
         if observation.tpot_s is not None:
             state.tpot_ewma_s = ewma(state.tpot_ewma_s, observation.tpot_s, self._alpha)
 
-    async def loads(self, backend_ids: Sequence[str]) -> dict[str, BackendLoad]:
+    def cached_loads(self, backend_ids: Sequence[str]) -> dict[str, BackendLoad]:
         return {b: self._backend(b).view() for b in backend_ids}

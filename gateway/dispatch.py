@@ -85,10 +85,10 @@ class Dispatcher:
                 break
             if attempt > 1:
                 self._metrics.retries.inc()
-            decision, reservation = await self._store.pick_and_reserve(
-                [b.id for b in backends],
-                lambda loads, backends=backends: self._policy.choose(features, candidates(backends, loads)),
-            )
+            loads = self._store.cached_loads([b.id for b in backends])
+            plan = self._policy.plan(features, candidates(backends, loads))
+            pick, reservation = await self._store.pick_and_reserve(plan.pick_request())
+            decision = RouteDecision.of(plan, pick)
             backend = next(b for b in backends if b.id == decision.backend_id)
             self._metrics.routing_decisions.labels(decision.policy, decision.reason, backend.id).inc()
             try:

@@ -1,8 +1,9 @@
 """What a routing policy sees and what it returns.
 
 A policy is a pure function of (request features, candidates): no I/O, no clock, no globals, so it can be
-tested on crafted snapshots. The dispatcher builds the candidates from the fleet's health state and the
-coordination store's load view, and reserves the chosen backend in the same atomic step.
+tested on crafted snapshots. It returns a ``RoutePlan``: a score per candidate, linear in the numbers only
+the coordination store knows exactly (fleet-wide in-flight, prefix blocks held), which the store evaluates
+in the same atomic step as the reservation (see ``coordination.scoring``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from coordination.scoring import Pick, PickRequest, ScoreLine, evaluate
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +47,43 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteOption:
+    """One candidate as the policy scores it, with the words and numbers that explain a win."""
+
+    line: ScoreLine
+    reason: str
+    """A short bounded word: why this one would be chosen (``affinity``, ``spill``, ``least_score``, ``turn``)."""
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """A policy's choice, stated as scores the coordination store evaluates atomically with the reservation."""
+
+    policy: str
+    options: tuple[RouteOption, ...]
+    prefix_blocks: tuple[str, ...] = ()
+    guard_eps: float | None = None
+
+    def pick_request(self) -> PickRequest:
+        return PickRequest(tuple(o.line for o in self.options), self.prefix_blocks, self.guard_eps)
+
+
+@dataclass(frozen=True, slots=True)
 class RouteDecision:
     backend_id: str
     policy: str
     reason: str
-    """A short bounded word: why this one (e.g. ``affinity``, ``spill``, ``least_score``, ``turn``)."""
     parts: dict[str, float] = field(default_factory=dict)
     """The numbers that decided it; they go into the x-gateway-route receipt."""
+
+    @classmethod
+    def of(cls, plan: RoutePlan, pick: Pick) -> RouteDecision:
+        option = plan.options[pick.index]
+        parts = {**option.parts, "in_flight": float(pick.in_flight), "score": pick.score}
+        if plan.prefix_blocks:
+            parts["cached_blocks"] = float(pick.cached_blocks)
+        return cls(pick.backend_id, plan.policy, "guarded" if pick.guarded else option.reason, parts)
 
 
 class Policy(Protocol):
@@ -58,4 +91,11 @@ class Policy(Protocol):
 
     name: str
 
-    def choose(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> RouteDecision: ...
+    def plan(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> RoutePlan: ...
+
+
+def decide(policy: Policy, request: RequestFeatures, candidates: Sequence[Candidate]) -> RouteDecision:
+    """Plan and evaluate against the candidates' own in-flight counts: the policy as a pure function."""
+    plan = policy.plan(request, candidates)
+    in_flight = {c.id: c.in_flight for c in candidates}
+    return RouteDecision.of(plan, evaluate(plan.pick_request(), in_flight, {}))

@@ -20,10 +20,11 @@ from typing import Any
 
 import msgspec
 
+from coordination.scoring import ScoreLine
 from gateway.routing.hashing import rendezvous_order, stable_hash64
 from gateway.routing.params import convert_params
-from gateway.routing.policies.least_queue import lowest, scores
-from gateway.routing.types import Candidate, RequestFeatures, RouteDecision
+from gateway.routing.policies.least_queue import least_queue_options
+from gateway.routing.types import Candidate, RequestFeatures, RouteOption, RoutePlan
 
 TYPE = "cache_aware"
 
@@ -40,19 +41,18 @@ class CacheAware:
         self._params = params
         self._rng = rng
 
-    def choose(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> RouteDecision:
+    def plan(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> RoutePlan:
         if request.system_prompt:
             key = f"{stable_hash64(request.system_prompt):016x}"
             preferred_id = rendezvous_order(key, [(c.id, c.weight) for c in candidates])[0]
             preferred = next(c for c in candidates if c.id == preferred_id)
             if preferred.queue_depth <= self._params.queue_threshold:
-                return RouteDecision(preferred_id, TYPE, "affinity", {"queue": preferred.queue_depth})
+                line = ScoreLine(preferred_id, 0.0, queue=preferred.queue_depth)
+                return RoutePlan(TYPE, (RouteOption(line, "affinity", {"queue": preferred.queue_depth}),))
             reason = "spill"
         else:
             reason = "no_system_prompt"
-        by_id = scores(candidates, self._params.default_latency_s)
-        pick = lowest(by_id, self._rng)
-        return RouteDecision(pick, TYPE, reason, {"score": by_id[pick]})
+        return RoutePlan(TYPE, least_queue_options(candidates, self._params.default_latency_s, self._rng, reason))
 
 
 def build(params: Mapping[str, Any], rng: random.Random) -> CacheAware:

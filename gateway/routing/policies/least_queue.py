@@ -3,12 +3,13 @@
     score = (queue_depth + in_flight + 1) * latency_ewma
 
 - ``queue_depth``: vLLM's ``num_requests_waiting`` from the last scrape of the backend's /metrics;
-- ``in_flight``: requests the gateway fleet has open there now (all replicas, via coordination);
+- ``in_flight``: requests the gateway fleet has open there at the moment of the pick (all replicas; the
+  store evaluates this term, so racing replicas see each other's reservations);
 - ``latency_ewma``: moving average of the TTFT the gateway observed on that backend. A backend with no
   observation yet takes the mean of the others (or ``default_latency_s``), so a new backend is neither
   starved nor flooded.
 
-Ties are broken at random (injected RNG) so replicas do not herd onto the same backend.
+Ties are broken at random (the injected RNG shuffles the candidates) so replicas do not herd.
 
     [routing]
     policy = "least_queue"
@@ -24,8 +25,9 @@ from typing import Any
 
 import msgspec
 
+from coordination.scoring import ScoreLine
 from gateway.routing.params import convert_params
-from gateway.routing.types import Candidate, RequestFeatures, RouteDecision
+from gateway.routing.types import Candidate, RequestFeatures, RouteOption, RoutePlan
 
 TYPE = "least_queue"
 
@@ -34,19 +36,20 @@ class Params(msgspec.Struct, forbid_unknown_fields=True):
     default_latency_s: float = 0.1
 
 
-def scores(candidates: Sequence[Candidate], default_latency_s: float) -> dict[str, float]:
+def least_queue_options(
+    candidates: Sequence[Candidate], default_latency_s: float, rng: random.Random, reason: str
+) -> tuple[RouteOption, ...]:
+    """The reference score as score lines: base (queue + 1) * latency, plus latency per in-flight request."""
     known = [c.ttft_ewma_s for c in candidates if c.ttft_ewma_s is not None]
     fallback = sum(known) / len(known) if known else default_latency_s
-    return {
-        c.id: (c.queue_depth + c.in_flight + 1) * (c.ttft_ewma_s if c.ttft_ewma_s is not None else fallback)
-        for c in candidates
-    }
-
-
-def lowest(score_by_id: Mapping[str, float], rng: random.Random) -> str:
-    best = min(score_by_id.values())
-    tied = sorted(i for i, s in score_by_id.items() if s == best)
-    return tied[0] if len(tied) == 1 else rng.choice(tied)
+    shuffled = list(candidates)
+    rng.shuffle(shuffled)
+    options = []
+    for c in shuffled:
+        latency = c.ttft_ewma_s if c.ttft_ewma_s is not None else fallback
+        line = ScoreLine(c.id, base=(c.queue_depth + 1) * latency, per_in_flight=latency, queue=c.queue_depth)
+        options.append(RouteOption(line, reason, {"queue": c.queue_depth, "latency_s": latency}))
+    return tuple(options)
 
 
 class LeastQueue:
@@ -56,16 +59,9 @@ class LeastQueue:
         self._params = params
         self._rng = rng
 
-    def choose(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> RouteDecision:
-        by_id = scores(candidates, self._params.default_latency_s)
-        pick = lowest(by_id, self._rng)
-        chosen = next(c for c in candidates if c.id == pick)
-        return RouteDecision(
-            pick,
-            TYPE,
-            "least_score",
-            {"score": by_id[pick], "queue": chosen.queue_depth, "in_flight": float(chosen.in_flight)},
-        )
+    def plan(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> RoutePlan:
+        options = least_queue_options(candidates, self._params.default_latency_s, self._rng, "least_score")
+        return RoutePlan(TYPE, options)
 
 
 def build(params: Mapping[str, Any], rng: random.Random) -> LeastQueue:

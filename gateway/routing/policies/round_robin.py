@@ -1,7 +1,7 @@
 """``round_robin``: each candidate in turn.
 
-Inputs: the candidate ids only. The turn counter is local to the replica: with N replicas the fleet
-still sees an even spread, each replica cycling independently.
+Inputs: the candidate ids only (score = position in this turn's rotation, in-flight ignored). The turn
+counter is local to the replica: with N replicas the fleet still sees an even spread.
 
     [routing]
     policy = "round_robin"
@@ -13,7 +13,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateway.routing.types import Candidate, RequestFeatures, RouteDecision
+from coordination.scoring import ScoreLine
+from gateway.routing.types import Candidate, RequestFeatures, RouteOption, RoutePlan
 
 TYPE = "round_robin"
 
@@ -24,11 +25,12 @@ class RoundRobin:
     def __init__(self) -> None:
         self._turn = 0
 
-    def choose(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> RouteDecision:
+    def plan(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> RoutePlan:
         ordered = sorted(candidates, key=lambda c: c.id)
-        pick = ordered[self._turn % len(ordered)]
+        start = self._turn % len(ordered)
         self._turn += 1
-        return RouteDecision(pick.id, TYPE, "turn", {"candidates": float(len(ordered))})
+        rotation = ordered[start:] + ordered[:start]
+        return RoutePlan(TYPE, tuple(RouteOption(ScoreLine(c.id, float(i)), "turn") for i, c in enumerate(rotation)))
 
 
 def build(params: Mapping[str, Any], rng: random.Random) -> RoundRobin:

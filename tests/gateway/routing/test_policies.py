@@ -8,7 +8,7 @@ import pytest
 from gateway.config import RoutingConfig
 from gateway.routing.hashing import rendezvous_order
 from gateway.routing.registry import build_policy, policy_names
-from gateway.routing.types import Candidate, RequestFeatures
+from gateway.routing.types import Candidate, RequestFeatures, decide
 
 REQ = RequestFeatures(model="m", stream=False)
 
@@ -31,7 +31,7 @@ def test_every_registered_policy_builds_and_has_a_docstring() -> None:
 def test_round_robin_takes_turns_in_id_order() -> None:
     rr = policy("round_robin")
     cands = [Candidate("b"), Candidate("a"), Candidate("c")]
-    assert [rr.choose(REQ, cands).backend_id for _ in range(6)] == ["a", "b", "c", "a", "b", "c"]
+    assert [decide(rr, REQ, cands).backend_id for _ in range(6)] == ["a", "b", "c", "a", "b", "c"]
 
 
 @pytest.mark.parametrize(
@@ -66,14 +66,14 @@ def test_round_robin_takes_turns_in_id_order() -> None:
     ],
 )
 def test_least_queue_picks_the_lowest_reference_score(cands: list[Candidate], expected: str) -> None:
-    decision = policy("least_queue").choose(REQ, cands)
+    decision = decide(policy("least_queue"), REQ, cands)
     assert decision.backend_id == expected
     assert decision.reason == "least_score"
 
 
 def test_least_queue_breaks_ties_at_random() -> None:
     lq = policy("least_queue")
-    picks = Counter(lq.choose(REQ, [Candidate("a"), Candidate("b")]).backend_id for _ in range(200))
+    picks = Counter(decide(lq, REQ, [Candidate("a"), Candidate("b")]).backend_id for _ in range(200))
     assert set(picks) == {"a", "b"}
     assert min(picks.values()) > 60
 
@@ -85,13 +85,13 @@ def with_system(prompt: str | None) -> RequestFeatures:
 def test_cache_aware_same_system_prompt_same_backend_until_queue_passes_threshold() -> None:
     ca = policy("cache_aware", queue_threshold=2)
     fleet = [Candidate(f"b{i}", ttft_ewma_s=0.1) for i in range(4)]
-    first = ca.choose(with_system("You are a pirate."), fleet)
+    first = decide(ca, with_system("You are a pirate."), fleet)
     assert first.reason == "affinity"
     for waiting in (0, 1, 2):
         loaded = [Candidate(c.id, waiting=waiting if c.id == first.backend_id else 0, ttft_ewma_s=0.1) for c in fleet]
-        assert ca.choose(with_system("You are a pirate."), loaded).backend_id == first.backend_id
+        assert decide(ca, with_system("You are a pirate."), loaded).backend_id == first.backend_id
     over = [Candidate(c.id, waiting=3 if c.id == first.backend_id else 0, ttft_ewma_s=0.1) for c in fleet]
-    spilled = ca.choose(with_system("You are a pirate."), over)
+    spilled = decide(ca, with_system("You are a pirate."), over)
     assert spilled.reason == "spill"
     assert spilled.backend_id != first.backend_id
 
@@ -99,13 +99,13 @@ def test_cache_aware_same_system_prompt_same_backend_until_queue_passes_threshol
 def test_cache_aware_spreads_distinct_system_prompts() -> None:
     ca = policy("cache_aware")
     fleet = [Candidate(f"b{i}") for i in range(4)]
-    picks = Counter(ca.choose(with_system(f"tenant {t}"), fleet).backend_id for t in range(400))
+    picks = Counter(decide(ca, with_system(f"tenant {t}"), fleet).backend_id for t in range(400))
     assert set(picks) == {"b0", "b1", "b2", "b3"}
     assert min(picks.values()) > 60
 
 
 def test_cache_aware_without_system_prompt_uses_least_queue() -> None:
-    decision = policy("cache_aware").choose(with_system(None), [Candidate("a", waiting=5), Candidate("b")])
+    decision = decide(policy("cache_aware"), with_system(None), [Candidate("a", waiting=5), Candidate("b")])
     assert (decision.backend_id, decision.reason) == ("b", "no_system_prompt")
 
 

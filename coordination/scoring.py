@@ -1,0 +1,87 @@
+"""The score a store evaluates when it picks and reserves a backend in one atomic step.
+
+Routing policies run in the replica, but the numbers that change fastest - the fleet-wide in-flight count
+of each backend, and which backend holds which prefix blocks - live in the store (Redis, shared by every
+replica). To choose *and* reserve in one round trip with those numbers fresh, a policy states its choice
+as a score per candidate that is linear in them, and the store evaluates it where they live:
+
+    load_i  = queue_i + in_flight_i
+    score_i = base_i + per_in_flight_i * in_flight_i - affinity_i
+    affinity_i = per_cached_block_i * cached_blocks_i, or 0 when a guard is set and
+                 load_i > (1 + guard_eps) * mean_j(load_j)          (the bounded-load guard)
+
+Lowest score wins; ties go to the earlier line (policies shuffle the lines with their RNG first).
+``cached_blocks_i`` is the length of the longest leading run of the request's prefix block hashes that the
+store's prefix index holds for backend i. ``evaluate`` here is the reference; the Redis store's Lua script
+computes the same thing, and a contract test holds them to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreLine:
+    backend_id: str
+    base: float
+    per_in_flight: float = 0.0
+    per_cached_block: float = 0.0
+    queue: float = 0.0
+    """Load the store does not count itself (vLLM's waiting queue from the last scrape)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PickRequest:
+    lines: tuple[ScoreLine, ...]
+    prefix_blocks: tuple[str, ...] = ()
+    """The request's chained prefix block hashes, in order (hex strings)."""
+    guard_eps: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    index: int
+    """Position of the chosen line in ``PickRequest.lines``."""
+    backend_id: str
+    score: float
+    in_flight: int
+    """The backend's fleet-wide in-flight count just before this reservation."""
+    cached_blocks: int
+    guarded: bool
+    """True if the bounded-load guard withheld this backend's affinity bonus."""
+
+
+def evaluate(request: PickRequest, in_flight: Mapping[str, int], cached_blocks: Mapping[str, int]) -> Pick:
+    lines = request.lines
+    if not lines:
+        raise ValueError("a pick needs at least one line")
+    loads = [line.queue + in_flight.get(line.backend_id, 0) for line in lines]
+    limit = None
+    if request.guard_eps is not None:
+        limit = (1 + request.guard_eps) * (sum(loads) / len(loads))
+    best: Pick | None = None
+    for index, (line, load) in enumerate(zip(lines, loads, strict=True)):
+        n = in_flight.get(line.backend_id, 0)
+        cached = cached_blocks.get(line.backend_id, 0)
+        guarded = limit is not None and load > limit
+        affinity = 0.0 if guarded else line.per_cached_block * cached
+        score = line.base + line.per_in_flight * n - affinity
+        if best is None or score < best.score:
+            best = Pick(index, line.backend_id, score, n, cached, guarded)
+    assert best is not None
+    return best
+
+
+def leading_matches(prefix_blocks: Sequence[str], holders: Sequence[set[str]]) -> dict[str, int]:
+    """Per backend, how many leading blocks it holds: ``holders[k]`` is the set of backends holding block k."""
+    matched: dict[str, int] = {}
+    alive: set[str] | None = None
+    for k, block_holders in enumerate(holders[: len(prefix_blocks)]):
+        alive = set(block_holders) if alive is None else alive & block_holders
+        if not alive:
+            break
+        for backend in alive:
+            matched[backend] = k + 1
+    return matched

@@ -1,0 +1,98 @@
+"""Servers the end-to-end tests start as subprocesses on 127.0.0.1 free ports, stopped by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+START_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@dataclass(frozen=True)
+class SimServer:
+    id: str
+    url: str
+    model: str
+
+
+@contextlib.contextmanager
+def simulator(*args: str) -> Iterator[list[SimServer]]:
+    """``loadtest sim ARGS`` until it prints ``ready``; yields its servers."""
+    command = [sys.executable, "-m", "loadtests.cli", "sim", "--base-port", "0", *args]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    servers: list[SimServer] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for line in process.stdout:
+            words = line.split()
+            if words == ["ready"]:
+                break
+            if len(words) >= 2 and words[1].startswith("http"):
+                model = next(w.split("=", 1)[1] for w in words if w.startswith("model="))
+                servers.append(SimServer(words[0], words[1], model))
+            assert time.monotonic() < deadline, "simulator did not get ready"
+        else:
+            raise AssertionError("simulator exited before it was ready")
+        yield servers
+    finally:
+        stop(process)
+
+
+def gateway_toml(servers: list[SimServer], port: int, extra: str = "") -> str:
+    lines = ["[server]", f"port = {port}", "", "[fleet.health]", "interval_s = 0.2", "", extra]
+    for s in servers:
+        lines += ["[[fleet.backends]]", f'id = "{s.id}"', f'url = "{s.url}"', f'models = ["{s.model}"]', ""]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def gateway(config_toml: str, tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``gateway serve`` under granian with this config; yields its base URL once /readyz says ready."""
+    port = int(next(line.split("=")[1] for line in config_toml.splitlines() if line.startswith("port")))
+    path = tmp / f"gateway-{port}.toml"
+    path.write_text(config_toml)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)],
+        env={**os.environ, **(env or {})},
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            assert process.poll() is None, "gateway exited at start"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "gateway did not get ready"
+            time.sleep(0.1)
+        yield base
+    finally:
+        stop(process)
