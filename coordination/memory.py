@@ -7,11 +7,13 @@ incrementing the chosen backend, so no other coroutine can interleave.
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from coordination.base import BackendLoad, Observation, Reservation
+from coordination.prefix_index import PrefixIndex
 from coordination.scoring import Pick, PickRequest, evaluate
 
 
@@ -30,9 +32,17 @@ def ewma(previous: float | None, sample: float, alpha: float) -> float:
 
 
 class InMemoryStore:
-    def __init__(self, *, ewma_alpha: float = 0.2, replica_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ewma_alpha: float = 0.2,
+        prefix_ttl_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+        replica_id: str | None = None,
+    ) -> None:
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
         self._alpha = ewma_alpha
+        self.prefix = PrefixIndex(prefix_ttl_s, clock)
         self._backends: dict[str, _Backend] = {}
         self._open: dict[int, str] = {}
         self._tokens = itertools.count(1)
@@ -56,8 +66,13 @@ class InMemoryStore:
 
     async def pick_and_reserve(self, request: PickRequest) -> tuple[Pick, Reservation]:
         in_flight = {line.backend_id: self._backend(line.backend_id).in_flight for line in request.lines}
-        pick = evaluate(request, in_flight, {})
+        blocks = request.prefix_blocks
+        cached = {line.backend_id: self.prefix.matched(line.backend_id, blocks) for line in request.lines}
+        pick = evaluate(request, in_flight, cached)
         self._backend(pick.backend_id).in_flight += 1
+        if blocks:
+            # learned at the pick, not at the end: a burst sharing a new prefix follows its first request
+            self.prefix.learn(pick.backend_id, blocks, request.prefix_cap(pick.index))
         token = next(self._tokens)
         self._open[token] = pick.backend_id
         return pick, Reservation(pick.backend_id, token)

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+DEFAULT_PREFIX_CAP = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class ScoreLine:
@@ -38,6 +40,11 @@ class PickRequest:
     prefix_blocks: tuple[str, ...] = ()
     """The request's chained prefix block hashes, in order (hex strings)."""
     guard_eps: float | None = None
+    prefix_caps: tuple[int, ...] = ()
+    """Per line: how many prefix entries the backend may hold in the index (its KV capacity in blocks)."""
+
+    def prefix_cap(self, index: int) -> int:
+        return self.prefix_caps[index] if index < len(self.prefix_caps) else DEFAULT_PREFIX_CAP
 
 
 @dataclass(frozen=True, slots=True)
