@@ -12,7 +12,7 @@ The operations are shaped for a remote store with a budget of two round trips pe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,6 +48,8 @@ class Observation:
 
 class CoordinationStore(Protocol):
     replica_id: str
+    degraded: bool
+    """True while a shared store is unreachable and this replica decides alone."""
 
     async def start(self) -> None:
         """Register this replica's lease."""
@@ -65,3 +67,9 @@ class CoordinationStore(Protocol):
 
     def cached_loads(self, backend_ids: Sequence[str]) -> dict[str, BackendLoad]:
         """The latest load view this replica holds, without I/O (policies plan on it)."""
+
+    def live_members(self) -> list[str]:
+        """Replica ids holding a lease (as of the last heartbeat); empty when the store is not shared."""
+
+    async def exchange_backend_state(self, mine: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Publish the backend records this replica produced; return every replica's latest records."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coordination.base import BackendLoad, Observation, Reservation
@@ -41,6 +41,7 @@ class InMemoryStore:
         replica_id: str | None = None,
     ) -> None:
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
+        self.degraded = False
         self._alpha = ewma_alpha
         self.prefix = PrefixIndex(prefix_ttl_s, clock)
         self._backends: dict[str, _Backend] = {}
@@ -89,3 +90,9 @@ class InMemoryStore:
 
     def cached_loads(self, backend_ids: Sequence[str]) -> dict[str, BackendLoad]:
         return {b: self._backend(b).view() for b in backend_ids}
+
+    def live_members(self) -> list[str]:
+        return []
+
+    async def exchange_backend_state(self, mine: Mapping[str, bytes]) -> dict[str, bytes]:
+        return dict(mine)

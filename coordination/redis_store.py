@@ -14,7 +14,9 @@ restore runs whenever Redis reports that this replica's lease had lapsed (its re
 Keys (one hash tag per fleet, so every script's keys live on one Redis Cluster slot):
 ``{gw:NS}:replicas`` ZSET replica -> lease expiry (ms, Redis clock), ``{gw:NS}:inflight`` HASH backend ->
 open requests, ``{gw:NS}:held`` HASH "replica|backend" -> open requests of that replica, ``{gw:NS}:ewma``
-HASH "backend|ttft" / "backend|tpot" -> seconds, ``{gw:NS}:prefix:BACKEND`` ZSET block hash -> last use.
+HASH "backend|ttft" / "backend|tpot" -> seconds, ``{gw:NS}:backends`` HASH backend -> the last scrape of
+its vLLM /metrics (published by the replica that polls it), ``{gw:NS}:prefix:BACKEND`` ZSET block hash ->
+last use.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
@@ -54,6 +56,7 @@ class Keys:
     inflight: str
     held: str
     ewma: str
+    backend_state: str
     prefix_prefix: str
 
     @classmethod
@@ -61,7 +64,9 @@ class Keys:
         if not namespace:
             raise ValueError("a key namespace is required")
         tag = f"{{gw:{namespace}}}"
-        return cls(f"{tag}:replicas", f"{tag}:inflight", f"{tag}:held", f"{tag}:ewma", f"{tag}:prefix:")
+        return cls(
+            f"{tag}:replicas", f"{tag}:inflight", f"{tag}:held", f"{tag}:ewma", f"{tag}:backends", f"{tag}:prefix:"
+        )
 
     def prefix(self, backend_id: str) -> str:
         return self.prefix_prefix + backend_id
@@ -224,6 +229,25 @@ class RedisStore:
 
     def cached_loads(self, backend_ids: Sequence[str]) -> dict[str, BackendLoad]:
         return {b: self._load(b) for b in backend_ids}
+
+    def live_members(self) -> list[str]:
+        return [] if self.degraded else list(self.members)
+
+    async def exchange_backend_state(self, mine: Mapping[str, bytes]) -> dict[str, bytes]:
+        """One round trip (a pipeline): HSET this replica's records, HGETALL everyone's."""
+        if self.degraded:
+            return dict(mine)
+        pipe = self._client.pipeline(transaction=False)
+        if mine:
+            pipe.hset(self.keys.backend_state, mapping=dict(mine))
+        pipe.hgetall(self.keys.backend_state)
+        try:
+            replies = await self._call("exchange_backend_state", pipe.execute())
+        except CoordinationError as e:
+            log.warning("redis backend state exchange failed, degraded: %s", e)
+            self._degrade()
+            return dict(mine)
+        return {_text(k): v for k, v in replies[-1].items()}
 
     def open_reservations(self) -> Counter[str]:
         return Counter(self._open.values())

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -23,9 +25,11 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 
 from coordination import CoordinationStore, InMemoryStore
+from coordination.connect import redis_client
+from coordination.redis_store import RedisStore
 from gateway.api.openai import chat_completions, completions, models
 from gateway.api.ops import healthz, metrics_endpoint, readyz
-from gateway.config import GatewayConfig
+from gateway.config import CoordinationConfig, GatewayConfig
 from gateway.dispatch import Dispatcher
 from gateway.errors import error_body
 from gateway.fleet.backends import Fleet
@@ -52,8 +56,8 @@ def create_app(
     fleet = Fleet(config.fleet.health, clock)
     fleet.set_members(static_backends(config.fleet))
     policy = build_policy(config.routing, rng)
-    store = store or InMemoryStore(ewma_alpha=config.coordination.ewma_alpha)
     metrics = metrics or GatewayMetrics()
+    store = store or build_store(config.coordination, metrics, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -62,7 +66,7 @@ def create_app(
         client = UpstreamClient(session, config.proxy.timeouts, clock)
         dispatcher = Dispatcher(fleet, store, policy, client, metrics, config.proxy.retries)
         app.state[STATE_KEY] = GatewayState(config, fleet, store, dispatcher, metrics, clock)
-        poller = HealthPoller(fleet, config.fleet.health, control)
+        poller = HealthPoller(fleet, config.fleet.health, control, store, clock)
         tasks: list[asyncio.Task[None]] = []
         await store.start()
         try:
@@ -91,6 +95,31 @@ def create_app(
         exception_handlers={HTTPException: _openai_error, Exception: _internal_error},
         logging_config=None,
         openapi_config=None,
+    )
+
+
+def build_store(config: CoordinationConfig, metrics: GatewayMetrics, clock: Callable[[], float]) -> CoordinationStore:
+    """In process unless a Redis URL is configured; then Redis, falling back to local state on failure."""
+    if config.redis_url is None:
+        return InMemoryStore(ewma_alpha=config.ewma_alpha, prefix_ttl_s=config.prefix_ttl_s, clock=clock)
+    client = redis_client(
+        config.redis_url,
+        password=config.password,
+        sentinels=config.sentinels,
+        sentinel_service=config.sentinel_service,
+        cluster=config.cluster,
+        timeout_s=config.call_timeout_s,
+    )
+    return RedisStore(
+        client,
+        namespace=config.namespace,
+        lease_ttl_s=config.lease_ttl_s,
+        ewma_alpha=config.ewma_alpha,
+        prefix_ttl_s=config.prefix_ttl_s,
+        call_timeout_s=config.call_timeout_s,
+        backoff_max_s=config.backoff_max_s,
+        replica_id=f"{socket.gethostname()}-{os.getpid()}",
+        observer=lambda operation, seconds: metrics.coordination_latency.labels(operation).observe(seconds),
     )
 
 

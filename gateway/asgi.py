@@ -17,4 +17,7 @@ from gateway.config import load
 def app_from_env() -> Litestar:
     config = load()
     logging.basicConfig(level=config.server.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # client libraries log a line per call at INFO: the health poller alone would flood the log
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return create_app(config)

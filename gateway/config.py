@@ -111,12 +111,26 @@ class RoutingConfig(_Section):
 
 class CoordinationConfig(_Section):
     redis_url: str | None = None
-    """None keeps state in process (one replica). ``redis://``, ``rediss://`` for a shared fleet view."""
+    """None keeps state in process (one replica). ``redis://`` or ``rediss://`` (TLS), with
+    ``user:password@`` for ACLs; with ``sentinels`` set, only its credentials, db and TLS are used."""
+    password: str | None = None
+    """Overrides the URL's password (e.g. from a Kubernetes Secret via GATEWAY_COORDINATION__PASSWORD)."""
+    sentinels: list[str] = msgspec.field(default_factory=list)
+    """``host:port`` of Redis Sentinels; the master is looked up by ``sentinel_service``."""
+    sentinel_service: str = "mymaster"
+    cluster: bool = False
+    """Connect to a Redis Cluster (every key of a fleet shares one hash tag, so scripts stay on one slot)."""
     namespace: str = "default"
     """Every key of one fleet shares this name (and a hash tag built from it)."""
     lease_ttl_s: float = 10.0
+    """A replica that stops heartbeating loses its reservations after this long."""
+    call_timeout_s: float = 0.25
+    """Every Redis call; past it the replica serves from its own view (degraded) and retries with backoff."""
+    backoff_max_s: float = 5.0
     ewma_alpha: float = 0.2
     """Weight of the newest TTFT/per-token latency observation in the moving averages."""
+    prefix_ttl_s: float = 600.0
+    """Prefix index entries older than this do not count (vLLM has likely evicted them)."""
 
 
 class GatewayConfig(_Section):
@@ -195,6 +209,13 @@ def validate(config: GatewayConfig, known_policies: set[str]) -> GatewayConfig:
     _positive(config.proxy.timeouts.first_byte_s, "proxy.timeouts.first_byte_s")
     _positive(config.proxy.timeouts.between_chunks_s, "proxy.timeouts.between_chunks_s")
     _positive(fleet.health.interval_s, "fleet.health.interval_s")
+    _positive(config.coordination.lease_ttl_s, "coordination.lease_ttl_s")
+    _positive(config.coordination.call_timeout_s, "coordination.call_timeout_s")
+    url = config.coordination.redis_url
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("coordination.redis_url: must start with redis://, rediss:// or unix://")
+    if not config.coordination.namespace:
+        raise ConfigError("coordination.namespace: must not be empty")
     if not 0 < config.coordination.ewma_alpha <= 1:
         raise ConfigError("coordination.ewma_alpha: must be in (0, 1]")
     return config

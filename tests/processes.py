@@ -32,6 +32,8 @@ def stop(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,22 @@ class SimServer:
     model: str
 
 
+@dataclass
+class SimProcess:
+    process: subprocess.Popen[str]
+    servers: list[SimServer]
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=5)
+
+
 @contextlib.contextmanager
-def simulator(*args: str) -> Iterator[list[SimServer]]:
-    """``loadtest sim ARGS`` until it prints ``ready``; yields its servers."""
-    command = [sys.executable, "-m", "loadtests.cli", "sim", "--base-port", "0", *args]
+def simulator_process(*args: str) -> Iterator[SimProcess]:
+    """``loadtest sim ARGS`` until it prints ``ready``; stopped (by PID) on exit whatever happened."""
+    command = [sys.executable, "-m", "loadtests.cli", "sim", *args]
+    if "--base-port" not in args:
+        command += ["--base-port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     servers: list[SimServer] = []
     try:
@@ -60,13 +74,31 @@ def simulator(*args: str) -> Iterator[list[SimServer]]:
             assert time.monotonic() < deadline, "simulator did not get ready"
         else:
             raise AssertionError("simulator exited before it was ready")
-        yield servers
+        yield SimProcess(process, servers)
     finally:
         stop(process)
 
 
-def gateway_toml(servers: list[SimServer], port: int, extra: str = "") -> str:
-    lines = ["[server]", f"port = {port}", "", "[fleet.health]", "interval_s = 0.2", "", extra]
+@contextlib.contextmanager
+def simulator(*args: str) -> Iterator[list[SimServer]]:
+    with simulator_process(*args) as sim:
+        yield sim.servers
+
+
+def gateway_toml(
+    servers: list[SimServer],
+    port: int,
+    *,
+    policy: str | None = None,
+    health: dict[str, float] | None = None,
+    extra: str = "",
+) -> str:
+    """A gateway config for these servers; health checks every 0.2 s unless ``health`` says otherwise."""
+    lines = ["[server]", f"port = {port}", ""]
+    if policy:
+        lines += ["[routing]", f'policy = "{policy}"', ""]
+    lines += ["[fleet.health]", *(f"{k} = {v}" for k, v in {"interval_s": 0.2, **(health or {})}.items()), ""]
+    lines += [extra, ""]
     for s in servers:
         lines += ["[[fleet.backends]]", f'id = "{s.id}"', f'url = "{s.url}"', f'models = ["{s.model}"]', ""]
     return "\n".join(lines)

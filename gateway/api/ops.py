@@ -8,7 +8,7 @@ from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.state import gateway_state
-from gateway.telemetry.metrics import FleetCollector, exposition
+from gateway.telemetry.metrics import CoordinationCollector, FleetCollector, exposition
 
 
 @get("/healthz", media_type="application/json")
@@ -29,5 +29,5 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 @get("/metrics")
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     state = gateway_state(request)
-    collector = FleetCollector(state.fleet, state.clock)
-    return Response(exposition(state.metrics, [collector]), media_type=CONTENT_TYPE_LATEST)
+    collectors = [FleetCollector(state.fleet, state.clock), CoordinationCollector(state.store)]
+    return Response(exposition(state.metrics, collectors), media_type=CONTENT_TYPE_LATEST)

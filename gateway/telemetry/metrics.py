@@ -18,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from coordination import CoordinationStore
 from gateway.fleet.backends import Fleet
 
 UNKNOWN = "unknown"
@@ -58,6 +59,13 @@ class GatewayMetrics:
         self.retries = Counter(
             "gateway_upstream_retries", "Requests retried on another backend before the first byte.", registry=r
         )
+        self.coordination_latency = Histogram(
+            "gateway_coordination_call_duration_seconds",
+            "Round trip of each call to the coordination store (Redis), by operation.",
+            ["operation"],
+            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+            registry=r,
+        )
         self.routing_decisions = Counter(
             "gateway_routing_decisions",
             "Routing decisions by policy, reason and chosen backend.",
@@ -97,6 +105,24 @@ class FleetCollector(Collector):
                 kv.add_metric(labels, backend.stats.kv_usage)
                 age.add_metric(labels, now - backend.scraped_at)
         yield from (healthy, waiting, running, kv, age)
+
+
+class CoordinationCollector(Collector):
+    """Whether this replica runs degraded (Redis unreachable), and how many replicas hold a lease."""
+
+    def __init__(self, store: CoordinationStore) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        degraded = GaugeMetricFamily(
+            "gateway_coordination_degraded", "1 while the shared store is unreachable and this replica serves alone."
+        )
+        degraded.add_metric([], 1.0 if self._store.degraded else 0.0)
+        alive = GaugeMetricFamily(
+            "gateway_coordination_replicas_alive", "Replicas holding a lease in the shared store (1 when not shared)."
+        )
+        alive.add_metric([], float(len(self._store.live_members()) or 1))
+        yield from (degraded, alive)
 
 
 def exposition(metrics: GatewayMetrics, extra: list[Collector]) -> bytes:

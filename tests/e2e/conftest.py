@@ -14,6 +14,6 @@ def sim_pair() -> Iterator[list[SimServer]]:
 
 @pytest.fixture(scope="module")
 def gateway_url(sim_pair: list[SimServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    config = gateway_toml(sim_pair, free_port(), '[routing]\npolicy = "round_robin"\n')
+    config = gateway_toml(sim_pair, free_port(), policy="round_robin")
     with gateway(config, tmp_path_factory.mktemp("gw")) as url:
         yield url

@@ -1,0 +1,51 @@
+"""Build a redis-py asyncio client for plain Redis, TLS, ACL users, Sentinel or Cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import Sentinel
+
+
+def redis_client(
+    url: str,
+    *,
+    password: str | None = None,
+    sentinels: list[str] | None = None,
+    sentinel_service: str = "mymaster",
+    cluster: bool = False,
+    timeout_s: float = 0.25,
+) -> Any:
+    """A client whose every socket operation is bounded: a slow Redis must never stall a request."""
+    options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    if password is not None:
+        options["password"] = password
+    if sentinels:
+        parsed = urlparse(url)
+        hosts = [_host_port(s) for s in sentinels]
+        master_options = dict(options)
+        if parsed.username:
+            master_options["username"] = parsed.username
+        if parsed.password and password is None:
+            master_options["password"] = parsed.password
+        if parsed.scheme == "rediss":
+            master_options["ssl"] = True
+        db = parsed.path.strip("/")
+        if db:
+            master_options["db"] = int(db)
+        sentinel = Sentinel(hosts, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        return sentinel.master_for(sentinel_service, **master_options)
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    return Redis.from_url(url, **options)
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or a bare host (Sentinel's default port 26379)."""
+    if address.endswith("]") or ":" not in address or (address.count(":") > 1 and "]" not in address):
+        return address.strip("[]"), 26379
+    host, port = address.rsplit(":", 1)
+    return host.strip("[]"), int(port)
