@@ -22,18 +22,21 @@ class _Part(msgspec.Struct):
 class _Message(msgspec.Struct):
     role: str
     content: str | list[_Part] | None = None
+    name: str | None = None
 
 
 class ChatBody(msgspec.Struct):
     model: str
     messages: list[_Message]
     stream: bool | None = False
+    cache_salt: str | None = None
 
 
 class CompletionBody(msgspec.Struct):
     model: str
     prompt: Any
     stream: bool | None = False
+    cache_salt: str | None = None
 
 
 _chat_decoder = msgspec.json.Decoder(ChatBody)
@@ -59,12 +62,14 @@ def chat_features(body: bytes) -> RequestFeatures:
         if message.role not in _SYSTEM_ROLES:
             break
         system.append(_text(message.content))
-    chars = sum(len(_text(m.content)) for m in chat.messages)
+    canonical = "".join(f"<|{m.role}{':' + m.name if m.name else ''}|>\n{_text(m.content)}\n" for m in chat.messages)
     return RequestFeatures(
         model=chat.model,
         stream=bool(chat.stream),
         system_prompt="\n".join(system) if system else None,
-        prompt_chars=chars,
+        prompt_chars=sum(len(_text(m.content)) for m in chat.messages),
+        prompt_text=canonical,
+        cache_salt=chat.cache_salt,
     )
 
 
@@ -72,12 +77,20 @@ def completion_features(body: bytes) -> RequestFeatures:
     completion = _decode(_completion_decoder, body)
     prompt = completion.prompt
     if isinstance(prompt, str):
-        chars = len(prompt)
-    elif isinstance(prompt, list) and prompt:
-        chars = sum(len(p) if isinstance(p, str | list) else 1 for p in prompt)
+        text = prompt
+    elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        text = prompt[0]  # a batch: the first prompt decides the route (vLLM runs them on one server)
+    elif isinstance(prompt, list) and prompt and all(isinstance(p, int) for p in prompt):
+        text = " ".join(map(str, prompt))
     else:
         raise BadRequest("prompt must be a string, a list of strings or a list of token ids", param="prompt")
-    return RequestFeatures(model=completion.model, stream=bool(completion.stream), prompt_chars=chars)
+    return RequestFeatures(
+        model=completion.model,
+        stream=bool(completion.stream),
+        prompt_chars=len(text),
+        prompt_text=text,
+        cache_salt=completion.cache_salt,
+    )
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:

@@ -24,6 +24,13 @@ class RequestFeatures:
     system_prompt: str | None = None
     """The leading system/developer message(s), the reference design's affinity key."""
     prompt_chars: int = 0
+    prompt_text: str = ""
+    """The prompt in canonical, role-aware form (what prefix block hashes are cut from)."""
+    cache_salt: str | None = None
+    """vLLM's ``cache_salt``: requests with different salts never share cached blocks."""
+    prefix_blocks: tuple[str, ...] = ()
+    """Chained prefix block hashes, filled in for policies that use them (see ``routing.prefix``)."""
+    session_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,8 @@ class Candidate:
     """Requests the gateway fleet has open on this backend right now (all replicas)."""
     ttft_ewma_s: float | None = None
     """Moving average of the time to first token the gateway observed; None before the first one."""
+    kv_capacity_tokens: int | None = None
+    """block_size x num_gpu_blocks from vLLM's cache_config_info."""
 
     @property
     def queue_depth(self) -> float:
@@ -90,6 +99,8 @@ class Policy(Protocol):
     """A routing algorithm. ``candidates`` is never empty and already filtered."""
 
     name: str
+    uses_prefix: bool
+    """True if the policy reads ``RequestFeatures.prefix_blocks`` (they are hashed only then)."""
 
     def plan(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> RoutePlan: ...
 

@@ -41,18 +41,26 @@ def test_bad_chat_bodies_are_400_naming_the_field(body: bytes, param: str | None
 
 
 @pytest.mark.parametrize(
-    ("prompt", "chars"),
+    ("prompt", "text"),
     [
-        pytest.param(b'"hello"', 5, id="string"),
-        pytest.param(b'["ab", "cde"]', 5, id="strings"),
-        pytest.param(b"[1, 2, 3]", 3, id="token-ids"),
+        pytest.param(b'"hello"', "hello", id="string"),
+        pytest.param(b'["ab", "cde"]', "ab", id="batch-routes-by-first"),
+        pytest.param(b"[1, 2, 3]", "1 2 3", id="token-ids"),
     ],
 )
-def test_completion_prompt_forms(prompt: bytes, chars: int) -> None:
-    assert completion_features(b'{"model": "m", "prompt": ' + prompt + b"}").prompt_chars == chars
+def test_completion_prompt_forms(prompt: bytes, text: str) -> None:
+    features = completion_features(b'{"model": "m", "cache_salt": "s", "prompt": ' + prompt + b"}")
+    assert features.prompt_text == text
+    assert features.cache_salt == "s"
 
 
-@pytest.mark.parametrize("prompt", [b"7", b"[]", b"null"])
+def test_chat_canonical_text_is_role_aware() -> None:
+    messages = b'[{"role": "system", "content": "S"}, {"role": "user", "name": "u1", "content": "Q"}]'
+    body = b'{"model": "m", "messages": ' + messages + b"}"
+    assert chat_features(body).prompt_text == "<|system|>\nS\n<|user:u1|>\nQ\n"
+
+
+@pytest.mark.parametrize("prompt", [b"7", b"[]", b"null", b'[1, "x"]'])
 def test_bad_completion_prompt(prompt: bytes) -> None:
     with pytest.raises(BadRequest):
         completion_features(b'{"model": "m", "prompt": ' + prompt + b"}")

@@ -36,6 +36,7 @@ class Params(msgspec.Struct, forbid_unknown_fields=True):
 
 class CacheAware:
     name = TYPE
+    uses_prefix = False
 
     def __init__(self, params: Params, rng: random.Random) -> None:
         self._params = params

@@ -54,6 +54,7 @@ def least_queue_options(
 
 class LeastQueue:
     name = TYPE
+    uses_prefix = False
 
     def __init__(self, params: Params, rng: random.Random) -> None:
         self._params = params

@@ -21,6 +21,7 @@ TYPE = "round_robin"
 
 class RoundRobin:
     name = TYPE
+    uses_prefix = False
 
     def __init__(self) -> None:
         self._turn = 0
