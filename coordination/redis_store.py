@@ -190,6 +190,7 @@ class RedisStore:
             _opt(request.guard_eps),
             len(blocks),
             self._prefix_ttl_ms,
+            repr(request.guard_slack),
         ]
         for i, line in enumerate(lines):
             args += [line.backend_id, repr(line.base), repr(line.per_in_flight), repr(line.per_cached_block)]

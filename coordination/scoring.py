@@ -8,7 +8,7 @@ as a score per candidate that is linear in them, and the store evaluates it wher
     load_i  = queue_i + in_flight_i
     score_i = base_i + per_in_flight_i * in_flight_i - affinity_i
     affinity_i = per_cached_block_i * cached_blocks_i, or 0 when a guard is set and
-                 load_i > (1 + guard_eps) * mean_j(load_j)          (the bounded-load guard)
+                 load_i > (1 + guard_eps) * mean_j(load_j) + guard_slack      (the bounded-load guard)
 
 Lowest score wins; ties go to the earlier line (policies shuffle the lines with their RNG first).
 ``cached_blocks_i`` is the length of the longest leading run of the request's prefix block hashes that the
@@ -42,6 +42,8 @@ class PickRequest:
     guard_eps: float | None = None
     prefix_caps: tuple[int, ...] = ()
     """Per line: how many prefix entries the backend may hold in the index (its KV capacity in blocks)."""
+    guard_slack: float = 0.0
+    """Absolute slack of the guard: at low load a few requests more are no queue (vLLM batches them)."""
 
     def prefix_cap(self, index: int) -> int:
         return self.prefix_caps[index] if index < len(self.prefix_caps) else DEFAULT_PREFIX_CAP
@@ -67,7 +69,7 @@ def evaluate(request: PickRequest, in_flight: Mapping[str, int], cached_blocks: 
     loads = [line.queue + in_flight.get(line.backend_id, 0) for line in lines]
     limit = None
     if request.guard_eps is not None:
-        limit = (1 + request.guard_eps) * (sum(loads) / len(loads))
+        limit = (1 + request.guard_eps) * (sum(loads) / len(loads)) + request.guard_slack
     best: Pick | None = None
     for index, (line, load) in enumerate(zip(lines, loads, strict=True)):
         n = in_flight.get(line.backend_id, 0)

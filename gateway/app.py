@@ -36,6 +36,7 @@ from gateway.fleet.backends import Fleet
 from gateway.fleet.discovery import static_backends, watch_dns
 from gateway.fleet.poller import HealthPoller
 from gateway.proxy import UpstreamClient, new_session
+from gateway.routing.prefix import PrefixHasher
 from gateway.routing.registry import build_policy
 from gateway.state import STATE_KEY, GatewayState
 from gateway.telemetry.metrics import GatewayMetrics
@@ -64,7 +65,8 @@ def create_app(
         session = new_session(config.proxy.max_connections)
         control = httpx.AsyncClient(headers={"accept-encoding": "identity"})
         client = UpstreamClient(session, config.proxy.timeouts, clock)
-        dispatcher = Dispatcher(fleet, store, policy, client, metrics, config.proxy.retries)
+        hasher = PrefixHasher(config.routing.prefix_block_chars, config.routing.prefix_max_blocks)
+        dispatcher = Dispatcher(fleet, store, policy, client, metrics, config.proxy.retries, hasher)
         app.state[STATE_KEY] = GatewayState(config, fleet, store, dispatcher, metrics, clock)
         poller = HealthPoller(fleet, config.fleet.health, control, store, clock)
         tasks: list[asyncio.Task[None]] = []

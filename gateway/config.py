@@ -104,9 +104,15 @@ class FleetConfig(_Section):
 
 class RoutingConfig(_Section):
     policy: str = "least_queue"
-    """One of the registered policies (see docs/routing.md): round_robin, least_queue, cache_aware."""
+    """One of the registered policies (see docs/routing.md): prefix, round_robin, least_queue, cache_aware."""
     params: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Per-policy parameters, keyed by policy name; each policy module defines its own keys."""
+    prefix_block_chars: int = 256
+    """Prefix hashing: characters per block (about 64 tokens)."""
+    prefix_max_blocks: int = 512
+    """Prefix hashing: blocks hashed at most (longer prompts match on their first 128K characters)."""
+    session_header: str | None = "x-session-id"
+    """A request header naming a session; the prefix policy keeps a session on one backend. None: off."""
 
 
 class CoordinationConfig(_Section):
@@ -209,6 +215,8 @@ def validate(config: GatewayConfig, known_policies: set[str]) -> GatewayConfig:
     _positive(config.proxy.timeouts.first_byte_s, "proxy.timeouts.first_byte_s")
     _positive(config.proxy.timeouts.between_chunks_s, "proxy.timeouts.between_chunks_s")
     _positive(fleet.health.interval_s, "fleet.health.interval_s")
+    _positive(config.routing.prefix_block_chars, "routing.prefix_block_chars")
+    _positive(config.routing.prefix_max_blocks, "routing.prefix_max_blocks")
     _positive(config.coordination.lease_ttl_s, "coordination.lease_ttl_s")
     _positive(config.coordination.call_timeout_s, "coordination.call_timeout_s")
     url = config.coordination.redis_url

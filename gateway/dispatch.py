@@ -9,6 +9,7 @@ caller's cancellation when a client leaves - a reservation taken here is release
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from coordination import BackendLoad, CoordinationStore, Observation, Reservatio
 from gateway.errors import ModelNotFound, NoHealthyBackend, UpstreamTimeout, UpstreamUnavailable
 from gateway.fleet.backends import Backend, Fleet
 from gateway.proxy import Upstream, UpstreamClient, UpstreamConnectError
+from gateway.routing.prefix import PrefixHasher
 from gateway.routing.types import Candidate, Policy, RequestFeatures, RouteDecision
 from gateway.telemetry.metrics import GatewayMetrics
 
@@ -51,6 +53,7 @@ def candidates(backends: Sequence[Backend], loads: Mapping[str, BackendLoad]) ->
                 kv_usage=stats.kv_usage if stats else 0.0,
                 in_flight=load.in_flight,
                 ttft_ewma_s=load.ttft_ewma_s,
+                kv_capacity_tokens=stats.kv_capacity_tokens if stats else None,
             )
         )
     return out
@@ -65,7 +68,9 @@ class Dispatcher:
         client: UpstreamClient,
         metrics: GatewayMetrics,
         retries: int,
+        hasher: PrefixHasher | None = None,
     ) -> None:
+        self._hasher = hasher or PrefixHasher()
         self._fleet = fleet
         self._store = store
         self._policy = policy
@@ -77,6 +82,9 @@ class Dispatcher:
     async def open(self, path: str, features: RequestFeatures, body: bytes, headers: dict[str, str]) -> Dispatched:
         if not self._fleet.knows_model(features.model):
             raise ModelNotFound(f"The model `{features.model}` does not exist.", param="model")
+        if self._policy.uses_prefix and not features.prefix_blocks:
+            blocks = self._hasher.blocks(features.model, features.prompt_text, features.cache_salt)
+            features = dataclasses.replace(features, prefix_blocks=blocks)
         excluded: list[str] = []
         connect_error: UpstreamConnectError | None = None
         for attempt in range(1, self._retries + 2):
@@ -89,6 +97,8 @@ class Dispatcher:
             plan = self._policy.plan(features, candidates(backends, loads))
             pick, reservation = await self._store.pick_and_reserve(plan.pick_request())
             decision = RouteDecision.of(plan, pick)
+            if plan.prefix_blocks:
+                decision.parts["predicted_cached_tokens"] = float(self._hasher.predicted_tokens(pick.cached_blocks))
             backend = next(b for b in backends if b.id == decision.backend_id)
             self._metrics.routing_decisions.labels(decision.policy, decision.reason, backend.id).inc()
             try:

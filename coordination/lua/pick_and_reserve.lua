@@ -2,28 +2,28 @@
 -- request's prefix blocks on the winner. The score is coordination/scoring.py's, line for line:
 --   load_i  = queue_i + in_flight_i
 --   score_i = base_i + per_in_flight_i * in_flight_i - (guarded_i and 0 or per_cached_block_i * cached_i)
---   guarded_i = guard_eps set and load_i > (1 + guard_eps) * mean(load)
+--   guarded_i = guard_eps set and load_i > (1 + guard_eps) * mean(load) + guard_slack
 -- Ties go to the earliest line.
 --
 -- KEYS[1] replicas ZSET, KEYS[2] inflight HASH, KEYS[3] held HASH, KEYS[4] ewma HASH,
 -- KEYS[5 .. 4+n] the prefix ZSET of each line's backend (member block hash, score last use in ms);
 --   present only when blocks are given.
 -- ARGV[1] replica id, ARGV[2] lease ttl (ms), ARGV[3] n lines, ARGV[4] guard eps ('' for none),
--- ARGV[5] n blocks, ARGV[6] prefix entry ttl (ms),
+-- ARGV[5] n blocks, ARGV[6] prefix entry ttl (ms), ARGV[7] guard slack,
 -- then 6 values per line: backend, base, per_in_flight, per_cached_block, queue, prefix cap (entries the
 -- backend may hold in the index); then the block hashes.
 -- Returns {index (1-based), score (string), in_flight before, cached blocks, guarded (0/1), lease lapsed (0/1),
 --          in-flight of every line's backend (after), ttft ewma of every line's backend ('' if none)}.
 local replica, ttl = ARGV[1], tonumber(ARGV[2])
 local n, guard = tonumber(ARGV[3]), ARGV[4]
-local nblocks, prefix_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+local nblocks, prefix_ttl, slack = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = now_ms()
 reap(now)
 local lapsed = renew(replica, now, ttl)
 
 local backends, base, slope, gain, queue, caps = {}, {}, {}, {}, {}, {}
 for i = 1, n do
-  local o = 6 + (i - 1) * 6
+  local o = 7 + (i - 1) * 6
   backends[i] = ARGV[o + 1]
   base[i] = tonumber(ARGV[o + 2])
   slope[i] = tonumber(ARGV[o + 3])
@@ -32,7 +32,7 @@ for i = 1, n do
   caps[i] = tonumber(ARGV[o + 6])
 end
 local blocks = {}
-for k = 1, nblocks do blocks[k] = ARGV[6 + n * 6 + k] end
+for k = 1, nblocks do blocks[k] = ARGV[7 + n * 6 + k] end
 
 local counts = redis.call('HMGET', KEYS[2], unpack(backends))
 local inflight, total = {}, 0
@@ -56,7 +56,7 @@ for i = 1, n do
 end
 
 local limit = nil
-if guard ~= '' then limit = (1 + tonumber(guard)) * (total / n) end
+if guard ~= '' then limit = (1 + tonumber(guard)) * (total / n) + slack end
 local best, best_score, best_guarded = 0, 0, 0
 for i = 1, n do
   local guarded = 0

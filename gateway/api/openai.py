@@ -8,6 +8,7 @@ chunk by chunk, anything else whole.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -71,6 +72,9 @@ async def _proxy(
     try:
         body = await request.body()
         features = decode(body)
+        session_header = state.config.routing.session_header
+        if session_header and (session := request.headers.get(session_header)):
+            features = dataclasses.replace(features, session_id=session)
         model = state.model_label(features.model)
         headers = forward_headers(request.headers.items())
         headers["x-request-id"] = request_id

@@ -8,7 +8,8 @@ in the same atomic step as the reservation (see ``coordination.scoring``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -73,9 +74,12 @@ class RoutePlan:
     options: tuple[RouteOption, ...]
     prefix_blocks: tuple[str, ...] = ()
     guard_eps: float | None = None
+    prefix_caps: tuple[int, ...] = ()
+    guard_slack: float = 0.0
 
     def pick_request(self) -> PickRequest:
-        return PickRequest(tuple(o.line for o in self.options), self.prefix_blocks, self.guard_eps)
+        lines = tuple(o.line for o in self.options)
+        return PickRequest(lines, self.prefix_blocks, self.guard_eps, self.prefix_caps, self.guard_slack)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +94,22 @@ class RouteDecision:
     def of(cls, plan: RoutePlan, pick: Pick) -> RouteDecision:
         option = plan.options[pick.index]
         parts = {**option.parts, "in_flight": float(pick.in_flight), "score": pick.score}
+        reason = option.reason
         if plan.prefix_blocks:
             parts["cached_blocks"] = float(pick.cached_blocks)
-        return cls(pick.backend_id, plan.policy, "guarded" if pick.guarded else option.reason, parts)
+            if pick.guarded:
+                reason = "guarded"
+            elif reason == "affinity" and pick.cached_blocks == 0:
+                reason = "least_load"  # nothing cached anywhere useful: the load terms decided
+        return cls(pick.backend_id, plan.policy, reason, parts)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What a policy factory may use besides its own parameters."""
+
+    rng: random.Random
+    prefix_block_chars: int = 256
 
 
 class Policy(Protocol):
@@ -105,8 +122,13 @@ class Policy(Protocol):
     def plan(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> RoutePlan: ...
 
 
-def decide(policy: Policy, request: RequestFeatures, candidates: Sequence[Candidate]) -> RouteDecision:
+def decide(
+    policy: Policy,
+    request: RequestFeatures,
+    candidates: Sequence[Candidate],
+    cached_blocks: Mapping[str, int] | None = None,
+) -> RouteDecision:
     """Plan and evaluate against the candidates' own in-flight counts: the policy as a pure function."""
     plan = policy.plan(request, candidates)
     in_flight = {c.id: c.in_flight for c in candidates}
-    return RouteDecision.of(plan, evaluate(plan.pick_request(), in_flight, {}))
+    return RouteDecision.of(plan, evaluate(plan.pick_request(), in_flight, cached_blocks or {}))

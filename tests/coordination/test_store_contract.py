@@ -129,6 +129,7 @@ async def test_store_agrees_with_the_reference_evaluation(new_store: StoreFactor
                 for b in rng.sample(BACKENDS, 3)
             ),
             guard_eps=rng.choice([None, 0.2, 1.0]),
+            guard_slack=rng.choice([0.0, 1.5]),
         )
         expected = evaluate(request, in_flight, {})
         pick, _ = await store.pick_and_reserve(request)

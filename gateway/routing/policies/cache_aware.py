@@ -24,7 +24,7 @@ from coordination.scoring import ScoreLine
 from gateway.routing.hashing import rendezvous_order, stable_hash64
 from gateway.routing.params import convert_params
 from gateway.routing.policies.least_queue import least_queue_options
-from gateway.routing.types import Candidate, RequestFeatures, RouteOption, RoutePlan
+from gateway.routing.types import BuildContext, Candidate, RequestFeatures, RouteOption, RoutePlan
 
 TYPE = "cache_aware"
 
@@ -56,5 +56,5 @@ class CacheAware:
         return RoutePlan(TYPE, least_queue_options(candidates, self._params.default_latency_s, self._rng, reason))
 
 
-def build(params: Mapping[str, Any], rng: random.Random) -> CacheAware:
-    return CacheAware(convert_params(TYPE, params, Params), rng)
+def build(params: Mapping[str, Any], context: BuildContext) -> CacheAware:
+    return CacheAware(convert_params(TYPE, params, Params), context.rng)

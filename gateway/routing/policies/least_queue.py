@@ -27,7 +27,7 @@ import msgspec
 
 from coordination.scoring import ScoreLine
 from gateway.routing.params import convert_params
-from gateway.routing.types import Candidate, RequestFeatures, RouteOption, RoutePlan
+from gateway.routing.types import BuildContext, Candidate, RequestFeatures, RouteOption, RoutePlan
 
 TYPE = "least_queue"
 
@@ -65,5 +65,5 @@ class LeastQueue:
         return RoutePlan(TYPE, options)
 
 
-def build(params: Mapping[str, Any], rng: random.Random) -> LeastQueue:
-    return LeastQueue(convert_params(TYPE, params, Params), rng)
+def build(params: Mapping[str, Any], context: BuildContext) -> LeastQueue:
+    return LeastQueue(convert_params(TYPE, params, Params), context.rng)

@@ -9,12 +9,11 @@ counter is local to the replica: with N replicas the fleet still sees an even sp
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from coordination.scoring import ScoreLine
-from gateway.routing.types import Candidate, RequestFeatures, RouteOption, RoutePlan
+from gateway.routing.types import BuildContext, Candidate, RequestFeatures, RouteOption, RoutePlan
 
 TYPE = "round_robin"
 
@@ -34,7 +33,7 @@ class RoundRobin:
         return RoutePlan(TYPE, tuple(RouteOption(ScoreLine(c.id, float(i)), "turn") for i, c in enumerate(rotation)))
 
 
-def build(params: Mapping[str, Any], rng: random.Random) -> RoundRobin:
+def build(params: Mapping[str, Any], context: BuildContext) -> RoundRobin:
     if params:
         raise ValueError(f"routing.params.{TYPE}: takes no parameters, got {sorted(params)}")
     return RoundRobin()

@@ -120,3 +120,68 @@ def test_rendezvous_moves_only_the_leavers_keys() -> None:
 def test_rendezvous_respects_weights() -> None:
     picks = Counter(rendezvous_order(str(k), [("heavy", 3.0), ("light", 1.0)])[0] for k in range(2000))
     assert 2.4 < picks["heavy"] / picks["light"] < 3.8
+
+
+BLOCKS = tuple(f"h{i}" for i in range(10))
+
+
+def prefixed(session: str | None = None) -> RequestFeatures:
+    return RequestFeatures(model="m", stream=False, prefix_blocks=BLOCKS, session_id=session)
+
+
+@pytest.mark.parametrize(
+    ("cands", "cached", "expected", "reason"),
+    [
+        pytest.param([Candidate("a"), Candidate("b")], {"b": 10}, "b", "affinity", id="cached-backend-wins"),
+        pytest.param(
+            [Candidate("a"), Candidate("b", in_flight=2)], {"b": 10}, "b", "affinity", id="affinity-beats-small-load"
+        ),
+        pytest.param(
+            # b is far above the mean load: the guard withholds its cache bonus
+            [Candidate("a", in_flight=1), Candidate("b", in_flight=9), Candidate("c", in_flight=2)],
+            {"b": 10},
+            "a",
+            "least_load",
+            id="bounded-load-guard",
+        ),
+        pytest.param(
+            [Candidate("a", in_flight=3), Candidate("b", in_flight=1)], {}, "b", "least_load", id="no-cache-least-load"
+        ),
+        pytest.param(
+            [Candidate("a", kv_usage=0.9), Candidate("b", kv_usage=0.1)], {}, "b", "least_load", id="kv-usage-counts"
+        ),
+        pytest.param(
+            # a longer match wins over a shorter one at equal load
+            [Candidate("a"), Candidate("b")],
+            {"a": 3, "b": 8},
+            "b",
+            "affinity",
+            id="longer-match",
+        ),
+    ],
+)
+def test_prefix_policy(cands: list[Candidate], cached: dict[str, int], expected: str, reason: str) -> None:
+    decision = decide(policy("prefix"), prefixed(), cands, cached)
+    assert (decision.backend_id, decision.reason) == (expected, reason)
+
+
+def test_prefix_guard_stops_even_a_huge_cache_bonus() -> None:
+    cands = [Candidate("a", in_flight=10), Candidate("b", in_flight=0)]
+    decision = decide(policy("prefix", cache_weight=100.0), prefixed(), cands, {"a": 10})
+    assert (decision.backend_id, decision.reason) == ("b", "least_load")
+
+
+def test_prefix_policy_session_sticks_until_overloaded() -> None:
+    pr = policy("prefix")
+    fleet = [Candidate(f"b{i}") for i in range(4)]
+    home = decide(pr, prefixed("session-1"), fleet).backend_id
+    assert all(decide(pr, prefixed("session-1"), fleet).backend_id == home for _ in range(10))
+    busy = [Candidate(c.id, in_flight=12 if c.id == home else 1) for c in fleet]
+    assert decide(pr, prefixed("session-1"), busy).backend_id != home
+
+
+def test_prefix_policy_caps_index_share_by_kv_capacity() -> None:
+    plan = policy("prefix").plan(prefixed(), [Candidate("a", kv_capacity_tokens=64 * 1000), Candidate("b")])
+    caps = dict(zip((o.line.backend_id for o in plan.options), plan.prefix_caps, strict=True))
+    assert caps["a"] == 1000  # 64,000 tokens / (256 chars / 4 chars per token)
+    assert caps["b"] > caps["a"]  # unknown capacity: the default cap
