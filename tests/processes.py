@@ -104,9 +104,21 @@ def gateway_toml(
     return "\n".join(lines)
 
 
+@dataclass
+class GatewayProcess:
+    url: str
+    process: subprocess.Popen[str]
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (granian's main process and its workers), like a pod kill."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=5)
+
+
 @contextlib.contextmanager
-def gateway(config_toml: str, tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """``gateway serve`` under granian with this config; yields its base URL once /readyz says ready."""
+def gateway_process(config_toml: str, tmp: Path, env: dict[str, str] | None = None) -> Iterator[GatewayProcess]:
+    """``gateway serve`` under granian with this config, in its own process group, ready (/readyz)."""
     port = int(next(line.split("=")[1] for line in config_toml.splitlines() if line.startswith("port")))
     path = tmp / f"gateway-{port}.toml"
     path.write_text(config_toml)
@@ -114,6 +126,7 @@ def gateway(config_toml: str, tmp: Path, env: dict[str, str] | None = None) -> I
         [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)],
         env={**os.environ, **(env or {})},
         text=True,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -125,6 +138,15 @@ def gateway(config_toml: str, tmp: Path, env: dict[str, str] | None = None) -> I
                     break
             assert time.monotonic() < deadline, "gateway did not get ready"
             time.sleep(0.1)
-        yield base
+        yield GatewayProcess(base, process)
     finally:
         stop(process)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # any worker left behind
+
+
+@contextlib.contextmanager
+def gateway(config_toml: str, tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``gateway serve`` under granian with this config; yields its base URL once /readyz says ready."""
+    with gateway_process(config_toml, tmp, env) as g:
+        yield g.url
