@@ -1,0 +1,54 @@
+"""The hot-path budget: at most two Redis round trips per proxied request, counted by Redis itself."""
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.processes import free_port, gateway, gateway_toml, simulator
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+N = 60
+
+
+# What a client sends by itself. INFO commandstats also counts the commands a script runs inside Redis
+# (TIME, HINCRBY, ZADD...), which are part of the script's one round trip, so those are not listed here.
+# HGETALL is what the control plane sends (state exchange; heartbeats run it inside their script), so
+# its absence also shows that no control-plane call fell into the window.
+TOP_LEVEL = {"evalsha", "eval", "script", "ping", "hgetall", "get", "set", "multi", "exec"}
+HANDSHAKE = {"hello", "client"}  # once per new pooled connection, not per request
+
+
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def test_two_round_trips_per_request(redis_server_url: str, tmp_path: Path) -> None:
+    # Heartbeats every 100 s and scrapes every 30 s: during the measured window only requests talk to Redis.
+    extra = f'[coordination]\nredis_url = "{redis_server_url}"\nnamespace = "budget"\nlease_ttl_s = 300'
+    with (
+        simulator("--backends", "2", "--time-scale", "0.1") as servers,
+        gateway(
+            gateway_toml(servers, free_port(), policy="prefix", health={"interval_s": 30}, extra=extra), tmp_path
+        ) as url,
+        redis.Redis.from_url(redis_server_url) as r,
+        httpx.Client(timeout=30) as client,
+    ):
+        body = {"model": servers[0].model, "max_tokens": 2, "messages": [{"role": "user", "content": "x" * 3000}]}
+        client.post(f"{url}/v1/chat/completions", json=body)  # warm up: scripts loaded, connections open
+        time.sleep(0.5)  # its release, which runs after the response, is in
+        r.config_resetstat()
+        for i in range(N):
+            body["stream"] = bool(i % 2)
+            assert client.post(f"{url}/v1/chat/completions", json=body).status_code == 200
+        deadline = time.monotonic() + 5
+        while command_calls(r).get("evalsha", 0) < 2 * N and time.monotonic() < deadline:
+            time.sleep(0.01)  # the last release runs just after its response was sent
+        calls = command_calls(r)
+        # Each request: one EVALSHA to pick and reserve, one to release. Nothing else.
+        assert {k: v for k, v in calls.items() if k in TOP_LEVEL} == {"evalsha": 2 * N}
+        assert calls.get("hello", 0) <= 2
