@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--backend-base-port", type=int, default=0, help="first simulator port (default: free)")
     demo.add_argument("--policy", default=None, help="routing policy (default: the config default)")
     demo.add_argument("--time-scale", type=float, default=1.0, help="simulator speed factor (0.1 = 10x faster)")
+    demo.add_argument("--replicas", type=int, default=1, help="gateway replicas on consecutive ports (needs Redis)")
+    demo.add_argument("--redis-url", default=None, help="share fleet state through this Redis (redis://...)")
 
     args = parser.parse_args(argv)
     try:

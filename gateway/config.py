@@ -103,7 +103,7 @@ class FleetConfig(_Section):
 
 
 class RoutingConfig(_Section):
-    policy: str = "least_queue"
+    policy: str = "prefix"
     """One of the registered policies (see docs/routing.md): prefix, round_robin, least_queue, cache_aware."""
     params: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """Per-policy parameters, keyed by policy name; each policy module defines its own keys."""

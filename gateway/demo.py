@@ -45,10 +45,12 @@ def start_simulator(backends: int, base_port: int, time_scale: float) -> tuple[s
     raise RuntimeError("the simulator exited before it was ready")
 
 
-def demo_config(backends: list[SimBackend], port: int, policy: str | None) -> str:
+def demo_config(backends: list[SimBackend], port: int, policy: str | None, redis_url: str | None = None) -> str:
     lines = ["[server]", 'host = "127.0.0.1"', f"port = {port}", ""]
     if policy:
         lines += ["[routing]", f'policy = "{policy}"', ""]
+    if redis_url:
+        lines += ["[coordination]", f'redis_url = "{redis_url}"', 'namespace = "demo"', ""]
     for b in backends:
         lines += ["[[fleet.backends]]", f'id = "{b.id}"', f'url = "{b.url}"', f'models = ["{b.model}"]', ""]
     return "\n".join(lines)
@@ -57,30 +59,43 @@ def demo_config(backends: list[SimBackend], port: int, policy: str | None) -> st
 def run_demo(args: argparse.Namespace) -> int:
     from gateway.cli import run_granian
 
+    if args.replicas > 1 and not args.redis_url:
+        print("gateway demo: --replicas > 1 needs --redis-url (separate processes share state through Redis)")
+        return 2
     process, backends = start_simulator(args.backends, args.backend_base_port, args.time_scale)
+    replicas: list[subprocess.Popen[bytes]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
-            path = Path(tmp) / "demo.toml"
-            path.write_text(demo_config(backends, args.port, args.policy))
-            os.environ[ENV_CONFIG_FILE] = str(path)
-            config = load()
-            _print_usage(config.server.port, backends)
+            paths = []
+            for i in range(args.replicas):
+                path = Path(tmp) / f"demo-{i}.toml"
+                path.write_text(demo_config(backends, args.port + i, args.policy, args.redis_url))
+                paths.append(path)
+            os.environ[ENV_CONFIG_FILE] = str(paths[0])
+            config = load()  # the first replica runs in this process; its config fails loudly here
+            for path in paths[1:]:
+                command = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)]
+                replicas.append(subprocess.Popen(command))
+            _print_usage(config.server.port, backends, args.replicas)
             run_granian(config)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for child in [*replicas, process]:
+            child.terminate()
+        for child in [*replicas, process]:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
     return 0
 
 
-def _print_usage(port: int, backends: list[SimBackend]) -> None:
+def _print_usage(port: int, backends: list[SimBackend], replicas: int = 1) -> None:
     model = backends[0].model if backends else "MODEL"
     base = f"http://127.0.0.1:{port}"
+    others = f" (and {replicas - 1} more replicas on ports {port + 1}..{port + replicas - 1})" if replicas > 1 else ""
     print(
         f"""
-vLLM fleet gateway demo: {len(backends)} simulated vLLM backends behind {base}
+vLLM fleet gateway demo: {len(backends)} simulated vLLM backends behind {base}{others}
   backends: {", ".join(f"{b.id}={b.url}" for b in backends)}
 
 Try it:
@@ -92,7 +107,9 @@ Try it:
 for ch in c.chat.completions.create(model='{model}', stream=True,
         messages=[{{'role': 'user', 'content': 'Hi'}}]): print(ch.choices[0].delta.content or '', end='')"
 
-  curl -si {base}/v1/models   # see x-gateway-backend and x-gateway-route on any answer
+  curl -si {base}/v1/completions -H 'content-type: application/json' \
+    -d '{{"model": "{model}", "prompt": "Hello", "max_tokens": 8}}'   # see x-gateway-backend, x-gateway-route
+  curl -s {base}/v1/models
   curl -s {base}/metrics | grep ^gateway_
 
 Ctrl-C stops the gateway and the simulated backends.

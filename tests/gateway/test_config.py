@@ -16,7 +16,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_with_one_backend(tmp_path: Path) -> None:
     config = load(write(tmp_path, BACKEND), environ={})
     assert config.server.port == 8080
-    assert config.routing.policy == "least_queue"
+    assert config.routing.policy == "prefix"
     assert config.coordination.redis_url is None
     assert config.fleet.backends[0].models == ["m"]
 
