@@ -8,11 +8,12 @@ from typing import Any
 
 from litestar import Request
 
-from coordination import CoordinationStore
+from coordination import CoordinationStore, Observation
 from gateway.config import GatewayConfig
-from gateway.dispatch import Dispatcher
+from gateway.dispatch import Dispatched, Dispatcher
 from gateway.fleet.backends import Fleet
 from gateway.telemetry.metrics import UNKNOWN, GatewayMetrics
+from gateway.usage import Usage
 
 STATE_KEY = "gateway"
 
@@ -34,6 +35,22 @@ class GatewayState:
         labels = (model, backend, str(status))
         self.metrics.requests.labels(*labels).inc()
         self.metrics.request_duration.labels(*labels).observe(self.clock() - started)
+
+    def completed(
+        self,
+        dispatched: Dispatched,
+        model: str,
+        status: int,
+        started: float,
+        observation: Observation,
+        usage: Usage | None,
+    ) -> None:
+        """An upstream answer is over: release its reservation, count it, compare predicted with real cache."""
+        self.dispatcher.finish(dispatched, observation, ok=status < 500)
+        self.record(model, dispatched.upstream.backend_id, status, started)
+        predicted = dispatched.decision.parts.get("predicted_cached_tokens")
+        if predicted is not None and usage is not None and usage.cached_tokens is not None:
+            self.metrics.observe_prefix_prediction(predicted, usage.cached_tokens, usage.prompt_tokens)
 
 
 def gateway_state(request: Request[Any, Any, Any]) -> GatewayState:

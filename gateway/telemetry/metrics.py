@@ -66,12 +66,33 @@ class GatewayMetrics:
             buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
             registry=r,
         )
+        self.prefix_predicted = Counter(
+            "gateway_prefix_predicted_cached_tokens",
+            "Cached prompt tokens the router predicted (matched prefix blocks), summed over requests.",
+            registry=r,
+        )
+        self.prefix_actual = Counter(
+            "gateway_prefix_actual_cached_tokens",
+            "Cached prompt tokens vLLM reported (usage.prompt_tokens_details.cached_tokens), same requests.",
+            registry=r,
+        )
+        self.prefix_error = Histogram(
+            "gateway_prefix_prediction_error_ratio",
+            "Per request |predicted - actual cached tokens| / prompt tokens (0 = exact).",
+            buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0),
+            registry=r,
+        )
         self.routing_decisions = Counter(
             "gateway_routing_decisions",
             "Routing decisions by policy, reason and chosen backend.",
             ["policy", "reason", "backend"],
             registry=r,
         )
+
+    def observe_prefix_prediction(self, predicted: float, actual: int, prompt_tokens: int) -> None:
+        self.prefix_predicted.inc(predicted)
+        self.prefix_actual.inc(actual)
+        self.prefix_error.observe(abs(predicted - actual) / max(prompt_tokens, 1))
 
 
 class FleetCollector(Collector):
