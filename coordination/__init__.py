@@ -8,7 +8,7 @@ from coordination.base import (
     Reservation,
 )
 from coordination.memory import InMemoryStore
-from coordination.scoring import Pick, PickRequest, ScoreLine, evaluate
+from coordination.scoring import OverCapacity, Pick, PickRequest, ScoreLine, evaluate
 
 __all__ = [
     "BackendLoad",
@@ -16,6 +16,7 @@ __all__ = [
     "CoordinationStore",
     "InMemoryStore",
     "Observation",
+    "OverCapacity",
     "Pick",
     "PickRequest",
     "Reservation",

@@ -58,7 +58,8 @@ class CoordinationStore(Protocol):
         """Give up the lease and every reservation under it."""
 
     async def heartbeat(self) -> None:
-        """Keep the lease alive; called every lease_ttl / 3."""
+        """Keep the lease alive and refresh this replica's view of the fleet; called every lease_ttl / 3,
+        and more often by admission while requests wait for capacity."""
 
     async def pick_and_reserve(self, request: PickRequest) -> tuple[Pick, Reservation]:
         """Evaluate ``request`` (see ``coordination.scoring``) on the current state and reserve the winner."""
@@ -71,5 +72,6 @@ class CoordinationStore(Protocol):
     def live_members(self) -> list[str]:
         """Replica ids holding a lease (as of the last heartbeat); empty when the store is not shared."""
 
-    async def exchange_backend_state(self, mine: Mapping[str, bytes]) -> dict[str, bytes]:
-        """Publish the backend records this replica produced; return every replica's latest records."""
+    async def exchange(self, table: str, mine: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Publish records into a shared table (``backends``: scrapes; ``queued``: admission queue depths)
+        and return every replica's latest records in it, in one round trip."""

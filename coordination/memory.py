@@ -94,5 +94,5 @@ class InMemoryStore:
     def live_members(self) -> list[str]:
         return []
 
-    async def exchange_backend_state(self, mine: Mapping[str, bytes]) -> dict[str, bytes]:
+    async def exchange(self, table: str, mine: Mapping[str, bytes]) -> dict[str, bytes]:
         return dict(mine)

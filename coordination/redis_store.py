@@ -15,7 +15,8 @@ Keys (one hash tag per fleet, so every script's keys live on one Redis Cluster s
 ``{gw:NS}:replicas`` ZSET replica -> lease expiry (ms, Redis clock), ``{gw:NS}:inflight`` HASH backend ->
 open requests, ``{gw:NS}:held`` HASH "replica|backend" -> open requests of that replica, ``{gw:NS}:ewma``
 HASH "backend|ttft" / "backend|tpot" -> seconds, ``{gw:NS}:backends`` HASH backend -> the last scrape of
-its vLLM /metrics (published by the replica that polls it), ``{gw:NS}:prefix:BACKEND`` ZSET block hash ->
+its vLLM /metrics (published by the replica that polls it), ``{gw:NS}:queued`` HASH replica -> its
+admission queue depths, ``{gw:NS}:prefix:BACKEND`` ZSET block hash ->
 last use.
 """
 
@@ -37,7 +38,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from coordination.base import BackendLoad, CoordinationError, Observation, Reservation
-from coordination.scoring import Pick, PickRequest, evaluate
+from coordination.scoring import OverCapacity, Pick, PickRequest, evaluate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,7 +57,7 @@ class Keys:
     inflight: str
     held: str
     ewma: str
-    backend_state: str
+    tag: str
     prefix_prefix: str
 
     @classmethod
@@ -64,12 +65,13 @@ class Keys:
         if not namespace:
             raise ValueError("a key namespace is required")
         tag = f"{{gw:{namespace}}}"
-        return cls(
-            f"{tag}:replicas", f"{tag}:inflight", f"{tag}:held", f"{tag}:ewma", f"{tag}:backends", f"{tag}:prefix:"
-        )
+        return cls(f"{tag}:replicas", f"{tag}:inflight", f"{tag}:held", f"{tag}:ewma", tag, f"{tag}:prefix:")
 
     def prefix(self, backend_id: str) -> str:
         return self.prefix_prefix + backend_id
+
+    def table(self, name: str) -> str:
+        return f"{self.tag}:{name}"
 
 
 def _opt(value: float | None) -> str:
@@ -169,6 +171,8 @@ class RedisStore:
             try:
                 pick = await self._pick_remote(request)
                 return pick, self._hold(pick.backend_id)
+            except OverCapacity:
+                raise
             except CoordinationError as e:
                 log.warning("redis pick failed, degraded: %s", e)
                 self._degrade()
@@ -191,10 +195,12 @@ class RedisStore:
             len(blocks),
             self._prefix_ttl_ms,
             repr(request.guard_slack),
+            _opt(request.admit_max_load),
         ]
+        outside = request.outside_load or (0.0,) * len(lines)
         for i, line in enumerate(lines):
             args += [line.backend_id, repr(line.base), repr(line.per_in_flight), repr(line.per_cached_block)]
-            args += [repr(line.queue), request.prefix_cap(i)]
+            args += [repr(line.queue), request.prefix_cap(i), repr(float(outside[i]))]
         args += blocks
         reply = await self._call("pick_and_reserve", self._pick(keys=keys, args=args))
         index, score, before, cached, guarded, lapsed = reply[:6]
@@ -204,6 +210,8 @@ class RedisStore:
             self._loads[line.backend_id] = BackendLoad(int(reply[6 + i]), _num(reply[6 + n + i]), old.tpot_ewma_s)
         if lapsed:
             self._spawn_restore()
+        if int(index) == 0:
+            raise OverCapacity(float(score))
         i = int(index) - 1
         return Pick(i, lines[i].backend_id, float(score), int(before), int(cached), bool(guarded))
 
@@ -234,16 +242,17 @@ class RedisStore:
     def live_members(self) -> list[str]:
         return [] if self.degraded else list(self.members)
 
-    async def exchange_backend_state(self, mine: Mapping[str, bytes]) -> dict[str, bytes]:
+    async def exchange(self, table: str, mine: Mapping[str, bytes]) -> dict[str, bytes]:
         """One round trip (a pipeline): HSET this replica's records, HGETALL everyone's."""
         if self.degraded:
             return dict(mine)
+        key = self.keys.table(table)
         pipe = self._client.pipeline(transaction=False)
         if mine:
-            pipe.hset(self.keys.backend_state, mapping=dict(mine))
-        pipe.hgetall(self.keys.backend_state)
+            pipe.hset(key, mapping=dict(mine))
+        pipe.hgetall(key)
         try:
-            replies = await self._call("exchange_backend_state", pipe.execute())
+            replies = await self._call(f"exchange_{table}", pipe.execute())
         except CoordinationError as e:
             log.warning("redis backend state exchange failed, degraded: %s", e)
             self._degrade()

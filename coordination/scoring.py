@@ -11,6 +11,12 @@ as a score per candidate that is linear in them, and the store evaluates it wher
                  load_i > (1 + guard_eps) * mean_j(load_j) + guard_slack      (the bounded-load guard)
 
 Lowest score wins; ties go to the earlier line (policies shuffle the lines with their RNG first).
+
+Admission rides on the same step: with ``admit_max_load`` set, the pick is refused (``OverCapacity``,
+nothing reserved) when the fleet's load over the lines, ``sum_i(in_flight_i + outside_i)``, is already at
+or above it. ``outside_i`` is the load the store cannot count (requests that reached vLLM some other
+way, or a backend the gateway cannot see, counted full). Replicas admitting at the same moment thus see
+each other's admissions: the reservation is the admission.
 ``cached_blocks_i`` is the length of the longest leading run of the request's prefix block hashes that the
 store's prefix index holds for backend i. ``evaluate`` here is the reference; the Redis store's Lua script
 computes the same thing, and a contract test holds them to it.
@@ -44,9 +50,20 @@ class PickRequest:
     """Per line: how many prefix entries the backend may hold in the index (its KV capacity in blocks)."""
     guard_slack: float = 0.0
     """Absolute slack of the guard: at low load a few requests more are no queue (vLLM batches them)."""
+    admit_max_load: float | None = None
+    outside_load: tuple[float, ...] = ()
+    """Per line: load not counted as in-flight by the store (see the module docstring)."""
 
     def prefix_cap(self, index: int) -> int:
         return self.prefix_caps[index] if index < len(self.prefix_caps) else DEFAULT_PREFIX_CAP
+
+
+class OverCapacity(Exception):
+    """The fleet is at the request's admission limit: nothing was reserved."""
+
+    def __init__(self, fleet_load: float) -> None:
+        super().__init__(f"fleet load {fleet_load:g} is at the admission limit")
+        self.fleet_load = fleet_load
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +83,11 @@ def evaluate(request: PickRequest, in_flight: Mapping[str, int], cached_blocks: 
     lines = request.lines
     if not lines:
         raise ValueError("a pick needs at least one line")
+    if request.admit_max_load is not None:
+        outside = request.outside_load or (0.0,) * len(lines)
+        fleet_load = sum(in_flight.get(line.backend_id, 0) + o for line, o in zip(lines, outside, strict=True))
+        if fleet_load >= request.admit_max_load:
+            raise OverCapacity(fleet_load)
     loads = [line.queue + in_flight.get(line.backend_id, 0) for line in lines]
     limit = None
     if request.guard_eps is not None:

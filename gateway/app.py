@@ -27,6 +27,7 @@ from litestar.exceptions import HTTPException
 from coordination import CoordinationStore, InMemoryStore
 from coordination.connect import redis_client
 from coordination.redis_store import RedisStore
+from gateway.admission import Admission
 from gateway.api.openai import chat_completions, completions, models
 from gateway.api.ops import healthz, metrics_endpoint, readyz
 from gateway.config import CoordinationConfig, GatewayConfig
@@ -67,7 +68,8 @@ def create_app(
         client = UpstreamClient(session, config.proxy.timeouts, clock)
         hasher = PrefixHasher(config.routing.prefix_block_chars, config.routing.prefix_max_blocks)
         dispatcher = Dispatcher(fleet, store, policy, client, metrics, config.proxy.retries, hasher)
-        app.state[STATE_KEY] = GatewayState(config, fleet, store, dispatcher, metrics, clock)
+        admission = Admission(config.admission, fleet, store, metrics, clock)
+        app.state[STATE_KEY] = GatewayState(config, fleet, store, dispatcher, metrics, clock, admission)
         poller = HealthPoller(fleet, config.fleet.health, control, store, clock)
         tasks: list[asyncio.Task[None]] = []
         await store.start()

@@ -115,6 +115,36 @@ class RoutingConfig(_Section):
     """A request header naming a session; the prefix policy keeps a session on one backend. None: off."""
 
 
+class PriorityWaits(_Section):
+    high: float = 10.0
+    normal: float = 5.0
+    low: float = 1.0
+
+
+class AdmissionConfig(_Section):
+    enabled: bool = True
+    default_priority: Literal["high", "normal", "low"] = "normal"
+    """Priority of requests without an ``x-priority`` header."""
+    backend_capacity: float = 64.0
+    """Concurrent requests (running + waiting, or the fleet's in-flight) at which a backend counts as full."""
+    low_threshold: float = 0.7
+    """Fleet pressure (mean load / capacity over the model's backends) above which ``low`` waits or is shed."""
+    normal_threshold: float = 0.9
+    """The same for ``normal``; ``high`` waits only when every backend is full."""
+    kv_saturation: float = 0.98
+    """A backend whose KV cache is this full, with requests waiting, counts as full."""
+    stale_after_s: float = 3.0
+    """A backend whose last good scrape is older than this counts as full (the gateway cannot see it)."""
+    max_queue: int = 256
+    """Requests of one priority that may wait in one replica's queue; more are shed at once."""
+    max_wait_s: PriorityWaits = msgspec.field(default_factory=PriorityWaits)
+    """How long each priority may wait for capacity before it is shed."""
+    recheck_s: float = 0.1
+    """Waiting requests re-check the fleet at least this often (and whenever a request ends)."""
+    retry_after_s: int = 1
+    """The Retry-After header of a 429."""
+
+
 class CoordinationConfig(_Section):
     redis_url: str | None = None
     """None keeps state in process (one replica). ``redis://`` or ``rediss://`` (TLS), with
@@ -145,6 +175,7 @@ class GatewayConfig(_Section):
     fleet: FleetConfig = msgspec.field(default_factory=FleetConfig)
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     coordination: CoordinationConfig = msgspec.field(default_factory=CoordinationConfig)
+    admission: AdmissionConfig = msgspec.field(default_factory=AdmissionConfig)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -224,6 +255,11 @@ def validate(config: GatewayConfig, known_policies: set[str]) -> GatewayConfig:
         raise ConfigError("coordination.redis_url: must start with redis://, rediss:// or unix://")
     if not config.coordination.namespace:
         raise ConfigError("coordination.namespace: must not be empty")
+    admission = config.admission
+    _positive(admission.backend_capacity, "admission.backend_capacity")
+    _positive(admission.recheck_s, "admission.recheck_s")
+    if not 0 < admission.low_threshold <= admission.normal_threshold:
+        raise ConfigError("admission.low_threshold: must be > 0 and <= admission.normal_threshold")
     if not 0 < config.coordination.ewma_alpha <= 1:
         raise ConfigError("coordination.ewma_alpha: must be in (0, 1]")
     return config

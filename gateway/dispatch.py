@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordination import BackendLoad, CoordinationStore, Observation, Reservation
+from gateway.admission import Ticket
 from gateway.errors import ModelNotFound, NoHealthyBackend, UpstreamTimeout, UpstreamUnavailable
 from gateway.fleet.backends import Backend, Fleet
 from gateway.proxy import Upstream, UpstreamClient, UpstreamConnectError
@@ -31,6 +32,7 @@ class Dispatched:
     decision: RouteDecision
     reservation: Reservation
     attempts: int
+    priority: str
 
     def receipt(self) -> str:
         """The x-gateway-route header: policy, reason and the numbers that decided the pick."""
@@ -79,7 +81,14 @@ class Dispatcher:
         self._retries = retries
         self._background: set[asyncio.Task[None]] = set()
 
-    async def open(self, path: str, features: RequestFeatures, body: bytes, headers: dict[str, str]) -> Dispatched:
+    async def open(
+        self,
+        path: str,
+        features: RequestFeatures,
+        body: bytes,
+        headers: dict[str, str],
+        ticket: Ticket | None = None,
+    ) -> Dispatched:
         if not self._fleet.knows_model(features.model):
             raise ModelNotFound(f"The model `{features.model}` does not exist.", param="model")
         if self._policy.uses_prefix and not features.prefix_blocks:
@@ -95,7 +104,19 @@ class Dispatcher:
                 self._metrics.retries.inc()
             loads = self._store.cached_loads([b.id for b in backends])
             plan = self._policy.plan(features, candidates(backends, loads))
-            pick, reservation = await self._store.pick_and_reserve(plan.pick_request())
+            request = plan.pick_request()
+            limit = ticket.limit if ticket is not None and attempt == 1 else None  # a retry was admitted already
+            if limit is not None:
+                by_id = {b.id: b for b in backends}
+                outside = tuple(
+                    limit.outside(by_id[line.backend_id], loads[line.backend_id].in_flight) for line in request.lines
+                )
+                request = dataclasses.replace(
+                    request, admit_max_load=limit.max_load(len(backends)), outside_load=outside
+                )
+            pick, reservation = await self._store.pick_and_reserve(request)
+            if ticket is not None:
+                ticket.settle(admitted=True)
             decision = RouteDecision.of(plan, pick)
             if plan.prefix_blocks:
                 decision.parts["predicted_cached_tokens"] = float(self._hasher.predicted_tokens(pick.cached_blocks))
@@ -122,7 +143,7 @@ class Dispatcher:
                     self.spawn(self._store.release(reservation, Observation()))
                     excluded.append(backend.id)
                     continue
-            return Dispatched(upstream, decision, reservation, attempt)
+            return Dispatched(upstream, decision, reservation, attempt, features.priority)
         if connect_error is not None:
             raise UpstreamUnavailable(f"no backend for `{features.model}` could be reached: {connect_error}")
         raise NoHealthyBackend(

@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request
 
 from coordination import CoordinationStore, Observation
+from gateway.admission import Admission
 from gateway.config import GatewayConfig
 from gateway.dispatch import Dispatched, Dispatcher
 from gateway.fleet.backends import Fleet
@@ -26,15 +27,15 @@ class GatewayState:
     dispatcher: Dispatcher
     metrics: GatewayMetrics
     clock: Callable[[], float]
+    admission: Admission
 
     def model_label(self, model: str) -> str:
         """The model as a metric label: only names the fleet serves, so the label set stays bounded."""
         return model if self.fleet.serves_model(model) else UNKNOWN
 
-    def record(self, model: str, backend: str, status: int, started: float) -> None:
-        labels = (model, backend, str(status))
-        self.metrics.requests.labels(*labels).inc()
-        self.metrics.request_duration.labels(*labels).observe(self.clock() - started)
+    def record(self, model: str, backend: str, status: int, started: float, priority: str) -> None:
+        self.metrics.requests.labels(model, backend, str(status), priority).inc()
+        self.metrics.request_duration.labels(model, backend, str(status)).observe(self.clock() - started)
 
     def completed(
         self,
@@ -47,7 +48,8 @@ class GatewayState:
     ) -> None:
         """An upstream answer is over: release its reservation, count it, compare predicted with real cache."""
         self.dispatcher.finish(dispatched, observation, ok=status < 500)
-        self.record(model, dispatched.upstream.backend_id, status, started)
+        self.admission.notify()
+        self.record(model, dispatched.upstream.backend_id, status, started, dispatched.priority)
         predicted = dispatched.decision.parts.get("predicted_cached_tokens")
         if predicted is not None and usage is not None and usage.cached_tokens is not None:
             self.metrics.observe_prefix_prediction(predicted, usage.cached_tokens, usage.prompt_tokens)

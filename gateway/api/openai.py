@@ -16,12 +16,15 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.response import Stream
 
+from coordination import OverCapacity
+from gateway.admission import priority_of
 from gateway.api.relay import relay_stream, relay_whole, until_disconnect
+from gateway.dispatch import Dispatched
 from gateway.errors import ClientDisconnected, GatewayError
 from gateway.openai_request import chat_features, completion_features
 from gateway.proxy import forward_headers
 from gateway.routing.types import RequestFeatures
-from gateway.state import gateway_state
+from gateway.state import GatewayState, gateway_state
 from gateway.usage import with_usage
 
 
@@ -52,21 +55,23 @@ async def _proxy(
     started = state.clock()
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     model = "unknown"
+    priority = state.config.admission.default_priority
     try:
+        priority = priority_of(request.headers.get("x-priority"), priority)
         body = await request.body()
         features = decode(body)
         session_header = state.config.routing.session_header
-        if session_header and (session := request.headers.get(session_header)):
-            features = dataclasses.replace(features, session_id=session)
+        session = request.headers.get(session_header) if session_header else None
+        features = dataclasses.replace(features, session_id=session, priority=priority)
         model = state.model_label(features.model)
         headers = forward_headers(request.headers.items())
         headers["x-request-id"] = request_id
         strip_usage = False
         if features.stream:
             body, strip_usage = with_usage(body)
-        dispatched = await until_disconnect(request.receive, state.dispatcher.open(path, features, body, headers))
+        dispatched = await until_disconnect(request.receive, _admit_and_open(state, path, features, body, headers))
     except GatewayError as e:
-        state.record(model, "none", e.status, started)
+        state.record(model, "none", e.status, started, priority)
         return Response(
             e.body(),
             status_code=e.status,
@@ -74,7 +79,7 @@ async def _proxy(
             headers={**e.headers(), "x-request-id": request_id},
         )
     except ClientDisconnected:
-        state.record(model, "none", 499, started)
+        state.record(model, "none", 499, started, priority)
         return Response(b"", status_code=499)
     upstream = dispatched.upstream
     response_headers = upstream.headers()
@@ -89,3 +94,21 @@ async def _proxy(
             media_type=response_headers.pop("content-type", "text/event-stream"),
         )
     return await relay_whole(request.receive, state, dispatched, model, started, response_headers)
+
+
+async def _admit_and_open(
+    state: GatewayState, path: str, features: RequestFeatures, body: bytes, headers: dict[str, str]
+) -> Dispatched:
+    """Admission and the pick are one step in the store: a request the store refuses at the fleet's load
+    limit (another replica took the room first) goes back to waiting, until its deadline."""
+    admission = state.admission
+    deadline = admission.deadline(features.priority)
+    refused = False
+    while True:
+        ticket = await admission.admit(features.priority, features.model, deadline, refused=refused)
+        try:
+            return await state.dispatcher.open(path, features, body, headers, ticket)
+        except OverCapacity:
+            refused = True
+        finally:
+            ticket.settle(admitted=False)  # no-op once the dispatcher settled it at the reservation

@@ -100,7 +100,7 @@ class HealthPoller:
         results = await asyncio.gather(*(self.scrape(b) for b in owned))
         self.scrapes += len(owned)
         mine = {b.id: _encode(ScrapeRecord(self._rng.getrandbits(62), s)) for b, s in zip(owned, results, strict=True)}
-        for backend_id, blob in (await self._store.exchange_backend_state(mine)).items():
+        for backend_id, blob in (await self._store.exchange("backends", mine)).items():
             self._apply(backend_id, blob)
         for backend, stats in zip(owned, results, strict=True):
             if stats is not None and not backend.spec.models and not backend.learned_models:

@@ -32,6 +32,8 @@ class RequestFeatures:
     prefix_blocks: tuple[str, ...] = ()
     """Chained prefix block hashes, filled in for policies that use them (see ``routing.prefix``)."""
     session_id: str | None = None
+    priority: str = "normal"
+    """high, normal or low: from the x-priority header or the configured default."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,8 @@ class GatewayMetrics:
         r = self.registry
         self.requests = Counter(
             "gateway_requests",
-            "Requests answered, by model, backend ('none' when the gateway answered itself) and HTTP status.",
-            ["model", "backend", "status"],
+            "Requests answered, by model, backend ('none' when the gateway answered itself), status, priority.",
+            ["model", "backend", "status", "priority"],
             registry=r,
         )
         self.request_duration = Histogram(
@@ -80,6 +80,25 @@ class GatewayMetrics:
             "gateway_prefix_prediction_error_ratio",
             "Per request |predicted - actual cached tokens| / prompt tokens (0 = exact).",
             buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0),
+            registry=r,
+        )
+        self.admitted = Counter(
+            "gateway_admission_admitted", "Requests admitted, by priority.", ["priority"], registry=r
+        )
+        self.queued = Counter(
+            "gateway_admission_queued", "Requests that had to wait for capacity, by priority.", ["priority"], registry=r
+        )
+        self.shed = Counter(
+            "gateway_admission_shed",
+            "Requests refused with 429, by priority and reason (timeout, queue_full).",
+            ["priority", "reason"],
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "gateway_admission_queue_wait_seconds",
+            "Time a request waited in the admission queue (admitted or shed), by priority.",
+            ["priority"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
         self.routing_decisions = Counter(

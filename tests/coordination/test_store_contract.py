@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from coordination import InMemoryStore, Observation, PickRequest, ScoreLine, evaluate
+from coordination import InMemoryStore, Observation, OverCapacity, PickRequest, ScoreLine, evaluate
 from coordination.base import CoordinationStore
 from coordination.redis_store import RedisStore
 
@@ -56,6 +56,25 @@ async def test_concurrent_callers_never_double_book(new_store: StoreFactory) -> 
     picks = await asyncio.gather(*(one(stores[i % 4]) for i in range(120)))
     # every pick saw the reservations before it: the spread is exact, never 2 on one while another has 0
     assert {b: picks.count(b) for b in BACKENDS} == {"a": 40, "b": 40, "c": 40}
+
+
+async def test_admission_limit_lets_exactly_the_limit_through(new_store: StoreFactory) -> None:
+    stores = [new_store() for _ in range(4)]
+    for store in stores:
+        await store.start()
+    # 2 requests' worth of load already there that the store does not count (outside_load)
+    limited = PickRequest(LEAST.lines, admit_max_load=12.0, outside_load=(2.0, 0.0, 0.0))
+
+    async def one(store: CoordinationStore) -> bool:
+        try:
+            await store.pick_and_reserve(limited)
+        except OverCapacity:
+            return False
+        return True
+
+    results = await asyncio.gather(*(one(stores[i % 4]) for i in range(50)))
+    assert sum(results) == 10
+    assert sum(load.in_flight for load in stores[0].cached_loads(BACKENDS).values()) <= 10
 
 
 async def test_counts_return_to_zero_and_release_is_idempotent(new_store: StoreFactory) -> None:

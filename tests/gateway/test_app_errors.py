@@ -92,6 +92,6 @@ async def test_metrics_count_requests_by_status(client) -> None:  # type: ignore
     await client.post("/v1/chat/completions", json=chat())
     await client.post("/v1/chat/completions", json=chat("nope"))
     text = (await client.get("/metrics")).text
-    assert 'gateway_requests_total{backend="none",model="m",status="503"} 1.0' in text
-    assert 'gateway_requests_total{backend="none",model="unknown",status="404"} 1.0' in text
+    assert 'gateway_requests_total{backend="none",model="m",priority="normal",status="503"} 1.0' in text
+    assert 'gateway_requests_total{backend="none",model="unknown",priority="normal",status="404"} 1.0' in text
     assert 'gateway_backend_healthy{backend="dead"} 0.0' in text
