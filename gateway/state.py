@@ -49,6 +49,8 @@ class GatewayState:
         """An upstream answer is over: release its reservation, count it, compare predicted with real cache."""
         self.dispatcher.finish(dispatched, observation, ok=status < 500)
         self.admission.notify()
+        if observation.tpot_s is not None:
+            self.metrics.tpot.labels(model, dispatched.upstream.backend_id).observe(observation.tpot_s)
         self.record(model, dispatched.upstream.backend_id, status, started, dispatched.priority)
         predicted = dispatched.decision.parts.get("predicted_cached_tokens")
         if predicted is not None and usage is not None and usage.cached_tokens is not None:

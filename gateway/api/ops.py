@@ -29,5 +29,8 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 @get("/metrics")
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     state = gateway_state(request)
-    collectors = [FleetCollector(state.fleet, state.clock), CoordinationCollector(state.store)]
+    collectors = [
+        FleetCollector(state.fleet, state.store, state.clock),
+        CoordinationCollector(state.store, state.admission.local_depths, state.admission.fleet_depths),
+    ]
     return Response(exposition(state.metrics, collectors), media_type=CONTENT_TYPE_LATEST)

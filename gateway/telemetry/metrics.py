@@ -50,6 +50,13 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.tpot = Histogram(
+            "gateway_time_per_output_token_seconds",
+            "Time per output token after the first, as the gateway sees the stream.",
+            ["model", "backend"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0),
+            registry=r,
+        )
         self.upstream_errors = Counter(
             "gateway_upstream_errors",
             "Failed upstream attempts by backend and kind (connect, timeout, status_5xx).",
@@ -117,8 +124,9 @@ class GatewayMetrics:
 class FleetCollector(Collector):
     """Per-backend gauges read from the fleet state at scrape time (no bookkeeping on the hot path)."""
 
-    def __init__(self, fleet: Fleet, clock: Callable[[], float]) -> None:
+    def __init__(self, fleet: Fleet, store: CoordinationStore, clock: Callable[[], float]) -> None:
         self._fleet = fleet
+        self._store = store
         self._clock = clock
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -136,22 +144,45 @@ class FleetCollector(Collector):
         age = GaugeMetricFamily(
             "gateway_backend_scrape_age_seconds", "Seconds since the last good scrape.", labels=["backend"]
         )
+        in_flight = GaugeMetricFamily(
+            "gateway_backend_in_flight",
+            "Requests the gateway fleet has open on the backend (all replicas, as this replica last saw it).",
+            labels=["backend"],
+        )
+        ttft = GaugeMetricFamily(
+            "gateway_backend_ttft_ewma_seconds",
+            "Moving average of the TTFT observed on the backend (what least_queue scores with).",
+            labels=["backend"],
+        )
+        loads = self._store.cached_loads(list(self._fleet.backends))
         for backend in self._fleet.backends.values():
             labels = [backend.id]
+            load = loads[backend.id]
+            in_flight.add_metric(labels, float(load.in_flight))
+            if load.ttft_ewma_s is not None:
+                ttft.add_metric(labels, load.ttft_ewma_s)
             healthy.add_metric(labels, 1.0 if backend.routable(now) else 0.0)
             if backend.stats is not None and backend.scraped_at is not None:
                 waiting.add_metric(labels, backend.stats.waiting)
                 running.add_metric(labels, backend.stats.running)
                 kv.add_metric(labels, backend.stats.kv_usage)
                 age.add_metric(labels, now - backend.scraped_at)
-        yield from (healthy, waiting, running, kv, age)
+        yield from (healthy, waiting, running, kv, age, in_flight, ttft)
 
 
 class CoordinationCollector(Collector):
-    """Whether this replica runs degraded (Redis unreachable), and how many replicas hold a lease."""
+    """Whether this replica runs degraded (Redis unreachable), how many replicas hold a lease, and the
+    admission queues (this replica's, and the fleet's as last published)."""
 
-    def __init__(self, store: CoordinationStore) -> None:
+    def __init__(
+        self,
+        store: CoordinationStore,
+        queues: Callable[[], dict[str, int]],
+        fleet_queues: Callable[[], dict[str, int]],
+    ) -> None:
         self._store = store
+        self._queues = queues
+        self._fleet_queues = fleet_queues
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         degraded = GaugeMetricFamily(
@@ -162,7 +193,19 @@ class CoordinationCollector(Collector):
             "gateway_coordination_replicas_alive", "Replicas holding a lease in the shared store (1 when not shared)."
         )
         alive.add_metric([], float(len(self._store.live_members()) or 1))
-        yield from (degraded, alive)
+        local = GaugeMetricFamily(
+            "gateway_admission_queue_depth", "Requests waiting for capacity in this replica.", labels=["priority"]
+        )
+        fleet = GaugeMetricFamily(
+            "gateway_admission_fleet_queue_depth",
+            "Requests waiting for capacity in all replicas (last published view).",
+            labels=["priority"],
+        )
+        for priority, depth in self._queues().items():
+            local.add_metric([priority], float(depth))
+        for priority, depth in self._fleet_queues().items():
+            fleet.add_metric([priority], float(depth))
+        yield from (degraded, alive, local, fleet)
 
 
 def exposition(metrics: GatewayMetrics, extra: list[Collector]) -> bytes:
