@@ -41,6 +41,7 @@ from gateway.routing.prefix import PrefixHasher
 from gateway.routing.registry import build_policy
 from gateway.state import STATE_KEY, GatewayState
 from gateway.telemetry.metrics import GatewayMetrics
+from gateway.telemetry.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,14 @@ def create_app(
     rng: random.Random | None = None,
     store: CoordinationStore | None = None,
     metrics: GatewayMetrics | None = None,
+    tracing: Tracing | None = None,
 ) -> Litestar:
     fleet = Fleet(config.fleet.health, clock)
     fleet.set_members(static_backends(config.fleet))
     policy = build_policy(config.routing, rng)
     metrics = metrics or GatewayMetrics()
     store = store or build_store(config.coordination, metrics, clock)
+    tracing = tracing or Tracing.disabled()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -69,7 +72,7 @@ def create_app(
         hasher = PrefixHasher(config.routing.prefix_block_chars, config.routing.prefix_max_blocks)
         dispatcher = Dispatcher(fleet, store, policy, client, metrics, config.proxy.retries, hasher)
         admission = Admission(config.admission, fleet, store, metrics, clock)
-        app.state[STATE_KEY] = GatewayState(config, fleet, store, dispatcher, metrics, clock, admission)
+        app.state[STATE_KEY] = GatewayState(config, fleet, store, dispatcher, metrics, clock, admission, tracing)
         poller = HealthPoller(fleet, config.fleet.health, control, store, clock)
         tasks: list[asyncio.Task[None]] = []
         await store.start()
@@ -91,6 +94,7 @@ def create_app(
             await store.close()
             await control.aclose()
             await session.close()
+            tracing.shutdown()  # flushes spans still in the batch
 
     return Litestar(
         route_handlers=[chat_completions, completions, models, healthz, readyz, metrics_endpoint],

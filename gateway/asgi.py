@@ -6,18 +6,15 @@ inherited from the environment, so every worker resolves the identical config.
 
 from __future__ import annotations
 
-import logging
-
 from litestar import Litestar
 
 from gateway.app import create_app
 from gateway.config import load
+from gateway.telemetry.logs import configure_logging
+from gateway.telemetry.tracing import Tracing
 
 
 def app_from_env() -> Litestar:
     config = load()
-    logging.basicConfig(level=config.server.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # client libraries log a line per call at INFO: the health poller alone would flood the log
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    return create_app(config)
+    configure_logging(config.server.log_level)
+    return create_app(config, tracing=Tracing.from_env())

@@ -14,7 +14,9 @@ from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coordination import BackendLoad, CoordinationStore, Observation, Reservation
+from opentelemetry.trace import Span
+
+from coordination import BackendLoad, CoordinationStore, Observation, OverCapacity, Reservation
 from gateway.admission import Ticket
 from gateway.errors import ModelNotFound, NoHealthyBackend, UpstreamTimeout, UpstreamUnavailable
 from gateway.fleet.backends import Backend, Fleet
@@ -22,6 +24,7 @@ from gateway.proxy import Upstream, UpstreamClient, UpstreamConnectError
 from gateway.routing.prefix import PrefixHasher
 from gateway.routing.types import Candidate, Policy, RequestFeatures, RouteDecision
 from gateway.telemetry.metrics import GatewayMetrics
+from gateway.telemetry.tracing import NULL_TRACE, RequestTrace, end_span
 
 NO_BACKEND_RETRY_AFTER_S = 1
 
@@ -33,6 +36,9 @@ class Dispatched:
     reservation: Reservation
     attempts: int
     priority: str
+    request_id: str
+    trace: RequestTrace
+    upstream_span: Span | None
 
     def receipt(self) -> str:
         """The x-gateway-route header: policy, reason and the numbers that decided the pick."""
@@ -88,9 +94,9 @@ class Dispatcher:
         body: bytes,
         headers: dict[str, str],
         ticket: Ticket | None = None,
+        trace: RequestTrace = NULL_TRACE,
     ) -> Dispatched:
-        if not self._fleet.knows_model(features.model):
-            raise ModelNotFound(f"The model `{features.model}` does not exist.", param="model")
+        self.require_model(features.model)
         if self._policy.uses_prefix and not features.prefix_blocks:
             blocks = self._hasher.blocks(features.model, features.prompt_text, features.cache_salt)
             features = dataclasses.replace(features, prefix_blocks=blocks)
@@ -102,6 +108,7 @@ class Dispatcher:
                 break
             if attempt > 1:
                 self._metrics.retries.inc()
+            route_span = trace.child("route", {"gateway.route.candidates": len(backends), "gateway.attempt": attempt})
             loads = self._store.cached_loads([b.id for b in backends])
             plan = self._policy.plan(features, candidates(backends, loads))
             request = plan.pick_request()
@@ -114,7 +121,11 @@ class Dispatcher:
                 request = dataclasses.replace(
                     request, admit_max_load=limit.max_load(len(backends)), outside_load=outside
                 )
-            pick, reservation = await self._store.pick_and_reserve(request)
+            try:
+                pick, reservation = await self._store.pick_and_reserve(request)
+            except OverCapacity as e:
+                end_span(route_span, gateway__route__refused_at_load=e.fleet_load)
+                raise
             if ticket is not None:
                 ticket.settle(admitted=True)
             decision = RouteDecision.of(plan, pick)
@@ -122,33 +133,58 @@ class Dispatcher:
                 decision.parts["predicted_cached_tokens"] = float(self._hasher.predicted_tokens(pick.cached_blocks))
             backend = next(b for b in backends if b.id == decision.backend_id)
             self._metrics.routing_decisions.labels(decision.policy, decision.reason, backend.id).inc()
+            end_span(
+                route_span,
+                gateway__route__policy=decision.policy,
+                gateway__route__backend=backend.id,
+                gateway__route__reason=decision.reason,
+                **{f"gateway__route__{k}": v for k, v in decision.parts.items()},
+            )
+            url = backend.spec.url + path
+            upstream_span = trace.child("upstream", {"gateway.backend": backend.id, "url.full": url}, client=True)
+            sent_headers = headers
+            if upstream_span is not None:
+                sent_headers = dict(headers)
+                trace.inject(upstream_span, sent_headers)
             try:
-                upstream = await self._client.open(backend.id, backend.spec.url + path, body, headers)
+                upstream = await self._client.open(backend.id, url, body, sent_headers)
             except UpstreamConnectError as e:
+                end_span(upstream_span, error="connect")
                 self._failed(backend.id, "connect", reservation)
                 excluded.append(backend.id)
                 connect_error = e
                 continue
             except UpstreamTimeout:
+                end_span(upstream_span, error="timeout")
                 self._failed(backend.id, "timeout", reservation)
                 raise
             except BaseException:  # cancelled because the client left
+                end_span(upstream_span, error="cancelled")
                 self.spawn(self._store.release(reservation, Observation()))
                 raise
             if upstream.status >= 500:
                 self._metrics.upstream_errors.labels(backend.id, "status_5xx").inc()
                 self._fleet.record_failure(backend.id)
                 if attempt <= self._retries and self._fleet.routable(features.model, [*excluded, backend.id]):
+                    end_span(upstream_span, error=f"status {upstream.status}")
                     upstream.close()
                     self.spawn(self._store.release(reservation, Observation()))
                     excluded.append(backend.id)
                     continue
-            return Dispatched(upstream, decision, reservation, attempt, features.priority)
+            request_id = headers.get("x-request-id", "")
+            return Dispatched(
+                upstream, decision, reservation, attempt, features.priority, request_id, trace, upstream_span
+            )
         if connect_error is not None:
             raise UpstreamUnavailable(f"no backend for `{features.model}` could be reached: {connect_error}")
         raise NoHealthyBackend(
             f"no healthy backend serves `{features.model}` right now", retry_after_s=NO_BACKEND_RETRY_AFTER_S
         )
+
+    def require_model(self, model: str) -> None:
+        """404 for a model no backend serves: checked before admission, so it never waits in a queue."""
+        if not self._fleet.knows_model(model):
+            raise ModelNotFound(f"The model `{model}` does not exist.", param="model")
 
     def _failed(self, backend_id: str, kind: str, reservation: Reservation) -> None:
         self._metrics.upstream_errors.labels(backend_id, kind).inc()

@@ -117,16 +117,21 @@ class GatewayProcess:
 
 
 @contextlib.contextmanager
-def gateway_process(config_toml: str, tmp: Path, env: dict[str, str] | None = None) -> Iterator[GatewayProcess]:
-    """``gateway serve`` under granian with this config, in its own process group, ready (/readyz)."""
+def gateway_process(
+    config_toml: str, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[GatewayProcess]:
+    """``gateway serve`` under granian with this config, in its own process group, ready (/readyz).
+    With ``log``, the gateway's stderr (its JSON log lines) goes to that file."""
     port = int(next(line.split("=")[1] for line in config_toml.splitlines() if line.startswith("port")))
     path = tmp / f"gateway-{port}.toml"
     path.write_text(config_toml)
+    stderr = open(log, "w") if log else None  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)],
         env={**os.environ, **(env or {})},
         text=True,
         start_new_session=True,
+        stderr=stderr,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -143,10 +148,14 @@ def gateway_process(config_toml: str, tmp: Path, env: dict[str, str] | None = No
         stop(process)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # any worker left behind
+        if stderr is not None:
+            stderr.close()
 
 
 @contextlib.contextmanager
-def gateway(config_toml: str, tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+def gateway(
+    config_toml: str, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[str]:
     """``gateway serve`` under granian with this config; yields its base URL once /readyz says ready."""
-    with gateway_process(config_toml, tmp, env) as g:
+    with gateway_process(config_toml, tmp, env, log) as g:
         yield g.url

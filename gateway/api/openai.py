@@ -25,6 +25,7 @@ from gateway.openai_request import chat_features, completion_features
 from gateway.proxy import forward_headers
 from gateway.routing.types import RequestFeatures
 from gateway.state import GatewayState, gateway_state
+from gateway.telemetry.tracing import RequestTrace, end_span
 from gateway.usage import with_usage
 
 
@@ -56,6 +57,16 @@ async def _proxy(
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     model = "unknown"
     priority = state.config.admission.default_priority
+    trace = state.tracing.start_request(
+        f"POST {path}",
+        request.headers,
+        {
+            "http.request.method": "POST",
+            "url.path": path,
+            "gen_ai.operation.name": "chat" if path.endswith("chat/completions") else "text_completion",
+            "gateway.request_id": request_id,
+        },
+    )
     try:
         priority = priority_of(request.headers.get("x-priority"), priority)
         body = await request.body()
@@ -64,14 +75,16 @@ async def _proxy(
         session = request.headers.get(session_header) if session_header else None
         features = dataclasses.replace(features, session_id=session, priority=priority)
         model = state.model_label(features.model)
+        trace.set(gen_ai__request__model=features.model, gateway__priority=priority, gateway__stream=features.stream)
         headers = forward_headers(request.headers.items())
         headers["x-request-id"] = request_id
         strip_usage = False
         if features.stream:
             body, strip_usage = with_usage(body)
-        dispatched = await until_disconnect(request.receive, _admit_and_open(state, path, features, body, headers))
+        work = _admit_and_open(state, path, features, body, headers, trace)
+        dispatched = await until_disconnect(request.receive, work)
     except GatewayError as e:
-        state.record(model, "none", e.status, started, priority)
+        state.refused(trace, request_id, model, e.status, started, priority)
         return Response(
             e.body(),
             status_code=e.status,
@@ -79,7 +92,7 @@ async def _proxy(
             headers={**e.headers(), "x-request-id": request_id},
         )
     except ClientDisconnected:
-        state.record(model, "none", 499, started, priority)
+        state.refused(trace, request_id, model, 499, started, priority)
         return Response(b"", status_code=499)
     upstream = dispatched.upstream
     response_headers = upstream.headers()
@@ -97,18 +110,33 @@ async def _proxy(
 
 
 async def _admit_and_open(
-    state: GatewayState, path: str, features: RequestFeatures, body: bytes, headers: dict[str, str]
+    state: GatewayState,
+    path: str,
+    features: RequestFeatures,
+    body: bytes,
+    headers: dict[str, str],
+    trace: RequestTrace,
 ) -> Dispatched:
     """Admission and the pick are one step in the store: a request the store refuses at the fleet's load
     limit (another replica took the room first) goes back to waiting, until its deadline."""
+    state.dispatcher.require_model(features.model)
     admission = state.admission
     deadline = admission.deadline(features.priority)
     refused = False
-    while True:
-        ticket = await admission.admit(features.priority, features.model, deadline, refused=refused)
-        try:
-            return await state.dispatcher.open(path, features, body, headers, ticket)
-        except OverCapacity:
-            refused = True
-        finally:
-            ticket.settle(admitted=False)  # no-op once the dispatcher settled it at the reservation
+    span = trace.child("admission", {"gateway.priority": features.priority})
+    outcome = "shed"
+    try:
+        while True:
+            ticket = await admission.admit(features.priority, features.model, deadline, refused=refused)
+            if outcome == "shed":
+                outcome = "admitted"
+                end_span(span, gateway__admission__outcome=outcome, gateway__admission__waited=refused)
+            try:
+                return await state.dispatcher.open(path, features, body, headers, ticket, trace)
+            except OverCapacity:
+                refused = True
+            finally:
+                ticket.settle(admitted=False)  # no-op once the dispatcher settled it at the reservation
+    finally:
+        if outcome == "shed":
+            end_span(span, gateway__admission__outcome=outcome)

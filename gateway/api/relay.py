@@ -35,6 +35,8 @@ async def relay_stream(
         async for chunk in upstream.chunks():
             if tap.events == 0:
                 state.metrics.ttft.labels(model, upstream.backend_id).observe(state.clock() - started)
+                if dispatched.upstream_span is not None:
+                    dispatched.upstream_span.add_event("first_token")
             out = tap.feed(chunk)
             if out:
                 yield out

@@ -30,6 +30,7 @@ from loadtests.sim.metrics import CONTENT_TYPE, build_registry, render
 from loadtests.sim.request import RequestState, SimRequest
 
 BACKEND_HEADER = "x-sim-backend"
+TRACEPARENT_ECHO_HEADER = "x-sim-traceparent"
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
@@ -111,6 +112,9 @@ class SimServer:
     # ---- handlers ----------------------------------------------------------------------------------
     async def _tag_response(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers[BACKEND_HEADER] = self.id
+        # Echo the W3C trace context vLLM would have joined, so tests can see what reached the backend.
+        if traceparent := request.headers.get("traceparent"):
+            response.headers[TRACEPARENT_ECHO_HEADER] = traceparent
 
     @staticmethod
     def _error(e: ApiError) -> web.Response:
