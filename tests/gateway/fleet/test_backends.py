@@ -98,3 +98,33 @@ def test_dns_records_become_backends(addresses: list[str], ids: list[str], urls:
     specs = dns_backends(DnsDiscoveryConfig(name="vllm.default.svc", models=["m"]), addresses)
     assert [s.id for s in specs] == ids
     assert [s.url for s in specs] == urls
+
+
+async def test_dns_watch_resolves_a_real_name_and_keeps_the_list_on_failure() -> None:
+    import asyncio
+
+    from gateway.fleet.discovery import resolve_addresses, watch_dns
+
+    seen: list[list[str]] = []
+    calls = 0
+    published_twice = asyncio.Event()
+
+    async def flaky(name: str, port: int) -> list[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError("DNS blip")
+        return await resolve_addresses(name, port)
+
+    def publish(specs: list[BackendSpec]) -> None:
+        seen.append([s.url for s in specs])
+        if len(seen) == 2:
+            published_twice.set()
+
+    config = DnsDiscoveryConfig(name="localhost", port=8000, models=["m"], refresh_s=0.01)
+    task = asyncio.create_task(watch_dns(config, publish, flaky))
+    await asyncio.wait_for(published_twice.wait(), 5)
+    task.cancel()
+    assert "http://127.0.0.1:8000" in seen[0]
+    assert calls == 3  # the failed lookup in between published nothing: the list stayed as it was
+    assert seen[0] == seen[1]
