@@ -78,9 +78,11 @@ async def _proxy(
         trace.set(gen_ai__request__model=features.model, gateway__priority=priority, gateway__stream=features.stream)
         headers = forward_headers(request.headers.items())
         headers["x-request-id"] = request_id
-        strip_usage = False
-        if features.stream:
-            body, strip_usage = with_usage(body)
+        if not features.stream:
+            # One disconnect watcher for the whole exchange: admission, routing, the upstream call, the answer.
+            whole = _answer_whole(state, path, features, body, headers, trace, model, started, request_id)
+            return await until_disconnect(request.receive, whole)
+        body, strip_usage = with_usage(body)
         work = _admit_and_open(state, path, features, body, headers, trace)
         dispatched = await until_disconnect(request.receive, work)
     except GatewayError as e:
@@ -94,19 +96,38 @@ async def _proxy(
     except ClientDisconnected:
         state.refused(trace, request_id, model, 499, started, priority)
         return Response(b"", status_code=499)
-    upstream = dispatched.upstream
-    response_headers = upstream.headers()
-    response_headers["x-request-id"] = request_id
-    response_headers["x-gateway-backend"] = upstream.backend_id
-    response_headers["x-gateway-route"] = dispatched.receipt()
-    if features.stream and upstream.status == 200:
+    response_headers = _response_headers(dispatched, request_id)
+    if dispatched.upstream.status == 200:
         return Stream(
             relay_stream(state, dispatched, model, started, strip_usage=strip_usage),
             status_code=200,
             headers=response_headers,
             media_type=response_headers.pop("content-type", "text/event-stream"),
         )
-    return await relay_whole(request.receive, state, dispatched, model, started, response_headers)
+    return await until_disconnect(request.receive, relay_whole(state, dispatched, model, started, response_headers))
+
+
+async def _answer_whole(
+    state: GatewayState,
+    path: str,
+    features: RequestFeatures,
+    body: bytes,
+    headers: dict[str, str],
+    trace: RequestTrace,
+    model: str,
+    started: float,
+    request_id: str,
+) -> Response[bytes]:
+    dispatched = await _admit_and_open(state, path, features, body, headers, trace)
+    return await relay_whole(state, dispatched, model, started, _response_headers(dispatched, request_id))
+
+
+def _response_headers(dispatched: Dispatched, request_id: str) -> dict[str, str]:
+    headers = dispatched.upstream.headers()
+    headers["x-request-id"] = request_id
+    headers["x-gateway-backend"] = dispatched.upstream.backend_id
+    headers["x-gateway-route"] = dispatched.receipt()
+    return headers
 
 
 async def _admit_and_open(

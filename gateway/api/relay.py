@@ -1,9 +1,10 @@
 """Passing an upstream answer back to the client, and noting what it showed on the way.
 
-A stream goes through chunk by chunk (``relay_stream``); anything else is read whole (``relay_whole``),
-while a watcher on the ASGI ``receive`` channel cancels the upstream call if the client leaves (a
-non-streaming handler is not cancelled by the server itself, see FACTS-proxy.md). Either way the
-reservation is released with the observed TTFT, time per output token and usage.
+A stream goes through chunk by chunk (``relay_stream``; the server cancels it when the client leaves);
+anything else is read whole (``relay_whole``) under ``until_disconnect``, a watcher on the ASGI ``receive``
+channel that cancels the work if the client leaves (a non-streaming handler is not cancelled by the server
+itself, see FACTS-proxy.md). Either way the reservation is released with the observed TTFT, time per output
+token and usage.
 """
 
 from __future__ import annotations
@@ -63,19 +64,21 @@ async def relay_stream(
 
 
 async def relay_whole(
-    receive: Receive, state: GatewayState, dispatched: Dispatched, model: str, started: float, headers: dict[str, str]
+    state: GatewayState, dispatched: Dispatched, model: str, started: float, headers: dict[str, str]
 ) -> Response[bytes]:
+    """Read the whole answer. Run it under ``until_disconnect``: a client that leaves cancels the read,
+    which closes the upstream connection (vLLM aborts) and is recorded as 499 here, once."""
     upstream = dispatched.upstream
     status = upstream.status
     observation = Observation()
     usage: Usage | None = None
     try:
-        body = await until_disconnect(receive, upstream.read_all())
+        body = await upstream.read_all()
     except GatewayError as e:
         body, status = e.body(), e.status
         headers["content-type"] = "application/json"
-    except ClientDisconnected:
-        status, body = 499, b""
+    except asyncio.CancelledError:
+        status, body = 499, b""  # swallowed: the response goes nowhere, the bookkeeping below must happen
     else:
         if status == 200 and (usage := usage_of(body)) is not None and usage.completion_tokens > 0:
             observation = Observation(tpot_s=(state.clock() - started) / usage.completion_tokens)
