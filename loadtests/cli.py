@@ -4,8 +4,10 @@ registers itself through an ``add_parser(subparsers)`` function; this module onl
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
+from loadtests.run import cli as run_cli
 from loadtests.sim import cli as sim_cli
 
 
@@ -13,11 +15,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loadtest", description="vLLM simulator and load tests")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sim_cli.add_parser(subparsers)
+    run_cli.add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # the exact command, for reports
     result: int = args.func(args)
     return result
 

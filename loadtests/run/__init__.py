@@ -1,0 +1,1 @@
+"""``loadtest run``: the experiment runner (fleet and replica processes, load generator, reports, plots)."""
