@@ -1,7 +1,8 @@
 """``round_robin``: each candidate in turn.
 
 Inputs: the candidate ids only (score = position in this turn's rotation, in-flight ignored). The turn
-counter is local to the replica: with N replicas the fleet still sees an even spread.
+counter is local to the replica and starts at a random turn, so N replicas fed in step by a client's own
+round robin do not all send their first, second... request to the same backend.
 
     [routing]
     policy = "round_robin"
@@ -9,6 +10,7 @@ counter is local to the replica: with N replicas the fleet still sees an even sp
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,8 +24,8 @@ class RoundRobin:
     name = TYPE
     uses_prefix = False
 
-    def __init__(self) -> None:
-        self._turn = 0
+    def __init__(self, rng: random.Random) -> None:
+        self._turn = rng.randrange(1 << 30)
 
     def plan(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> RoutePlan:
         ordered = sorted(candidates, key=lambda c: c.id)
@@ -36,4 +38,4 @@ class RoundRobin:
 def build(params: Mapping[str, Any], context: BuildContext) -> RoundRobin:
     if params:
         raise ValueError(f"routing.params.{TYPE}: takes no parameters, got {sorted(params)}")
-    return RoundRobin()
+    return RoundRobin(context.rng)

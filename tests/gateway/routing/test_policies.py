@@ -28,10 +28,18 @@ def test_every_registered_policy_builds_and_has_a_docstring() -> None:
         assert policy(name).name == name
 
 
-def test_round_robin_takes_turns_in_id_order() -> None:
+def test_round_robin_takes_turns_in_id_order_from_a_random_start() -> None:
     rr = policy("round_robin")
     cands = [Candidate("b"), Candidate("a"), Candidate("c")]
-    assert [decide(rr, REQ, cands).backend_id for _ in range(6)] == ["a", "b", "c", "a", "b", "c"]
+    picks = [decide(rr, REQ, cands).backend_id for _ in range(6)]
+    assert picks[:3] == picks[3:]
+    assert sorted(picks[:3]) == ["a", "b", "c"]
+    assert "".join(picks[:3]) in "abcab" + "cabca"  # cyclic order a -> b -> c
+    starts = {
+        decide(build_policy(RoutingConfig(policy="round_robin"), random.Random(s)), REQ, cands).backend_id
+        for s in range(20)
+    }
+    assert starts == {"a", "b", "c"}
 
 
 @pytest.mark.parametrize(
