@@ -36,11 +36,33 @@ def redis_client(
         db = parsed.path.strip("/")
         if db:
             master_options["db"] = int(db)
-        sentinel = Sentinel(hosts, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        return sentinel.master_for(sentinel_service, **master_options)
+        sentinel = Sentinel(hosts, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(sentinel_service, redis_class=_SentinelMaster, **master_options)
+    if password is not None:
+        url = _without_password(url)  # redis-py lets the URL's password win over the keyword
     if cluster:
         return RedisCluster.from_url(url, **options)
     return Redis.from_url(url, **options)
+
+
+class _SentinelMaster(Redis):
+    """The master's client; ``aclose()`` also closes its connections to the sentinels (else they leak)."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        pool: Any = self.connection_pool  # a SentinelConnectionPool
+        for sentinel in pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
+def _without_password(url: str) -> str:
+    """The URL with its password (not its user name) removed: ``redis://user:pw@host`` -> ``redis://user@host``."""
+    parsed = urlparse(url)
+    if "@" not in parsed.netloc:
+        return url
+    userinfo, hostport = parsed.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    return parsed._replace(netloc=f"{user}@{hostport}" if user else hostport).geturl()
 
 
 def _host_port(address: str) -> tuple[str, int]:

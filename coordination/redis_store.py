@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from coordination.base import BackendLoad, CoordinationError, Observation, Reservation
 from coordination.scoring import OverCapacity, Pick, PickRequest, evaluate
@@ -223,8 +223,8 @@ class RedisStore:
             self._bump(backend, -1)
             return  # the restore after recovery sets Redis to the ledger
         keys = [self.keys.replicas, self.keys.inflight, self.keys.held, self.keys.ewma]
-        args = [self.replica_id, self._ttl_ms, backend, _opt(observation.ttft_s), _opt(observation.tpot_s)]
-        args.append(repr(self._alpha))
+        args: list[str | int] = [self.replica_id, self._ttl_ms, backend, _opt(observation.ttft_s)]
+        args += [_opt(observation.tpot_s), repr(self._alpha)]
         try:
             lapsed, left, ttft, tpot = await self._call("release", self._release(keys=keys, args=args))
         except CoordinationError as e:
@@ -249,7 +249,7 @@ class RedisStore:
         key = self.keys.table(table)
         pipe = self._client.pipeline(transaction=False)
         if mine:
-            pipe.hset(key, mapping=dict(mine))
+            pipe.hset(key, mapping=dict(mine))  # type: ignore[arg-type]  # redis-py's Mapping is invariant
         pipe.hgetall(key)
         try:
             replies = await self._call(f"exchange_{table}", pipe.execute())
@@ -326,8 +326,9 @@ class RedisStore:
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await call
-        except (RedisError, OSError, TimeoutError) as e:
-            raise CoordinationError(f"redis {operation}: {e!r}") from e
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as e:  # the cluster's is no RedisError
+            # the message, not repr(): redis-py 8's repr of its errors drops it (e.g. why a TLS handshake failed)
+            raise CoordinationError(f"redis {operation}: {type(e).__name__}: {e}") from e
         finally:
             if self._observer is not None:
                 self._observer(operation, time.perf_counter() - started)

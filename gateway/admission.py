@@ -200,7 +200,8 @@ class Admission:
         return any(fleet[p] > local[p] for p in PRIORITIES[:rank])
 
     def deadline(self, priority: str) -> float:
-        return self._clock() + getattr(self._config.max_wait_s, priority)
+        wait: float = getattr(self._config.max_wait_s, priority)
+        return self._clock() + wait
 
     async def admit(self, priority: str, model: str, deadline: float, *, refused: bool = False) -> Ticket:
         """Return when the request may try to reserve a backend; raise ``Shed`` when it may not.

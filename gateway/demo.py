@@ -63,7 +63,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print("gateway demo: --replicas > 1 needs --redis-url (separate processes share state through Redis)")
         return 2
     process, backends = start_simulator(args.backends, args.backend_base_port, args.time_scale)
-    replicas: list[subprocess.Popen[bytes]] = []
+    replicas: list[subprocess.Popen[str]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
             paths = []
@@ -75,13 +75,14 @@ def run_demo(args: argparse.Namespace) -> int:
             config = load()  # the first replica runs in this process; its config fails loudly here
             for path in paths[1:]:
                 command = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)]
-                replicas.append(subprocess.Popen(command))
+                replicas.append(subprocess.Popen(command, text=True))
             _print_usage(config.server.port, backends, args.replicas)
             run_granian(config)
     finally:
-        for child in [*replicas, process]:
+        children = [*replicas, process]
+        for child in children:
             child.terminate()
-        for child in [*replicas, process]:
+        for child in children:
             try:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:

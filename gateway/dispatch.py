@@ -135,6 +135,7 @@ class Dispatcher:
             self._metrics.routing_decisions.labels(decision.policy, decision.reason, backend.id).inc()
             end_span(
                 route_span,
+                None,
                 gateway__route__policy=decision.policy,
                 gateway__route__backend=backend.id,
                 gateway__route__reason=decision.reason,

@@ -56,7 +56,7 @@ async def _proxy(
     started = state.clock()
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     model = "unknown"
-    priority = state.config.admission.default_priority
+    priority: str = state.config.admission.default_priority
     trace = state.tracing.start_request(
         f"POST {path}",
         request.headers,

@@ -212,7 +212,7 @@ def exposition(metrics: GatewayMetrics, extra: list[Collector]) -> bytes:
     """The /metrics body: this worker's registry, or every worker's in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = metrics.registry
     text = generate_latest(registry)

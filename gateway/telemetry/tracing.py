@@ -29,8 +29,8 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import DefaultGetter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanProcessor
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -146,7 +146,7 @@ class RequestTrace:
         self.span.end()
 
 
-def end_span(span: Span | None, *, error: str | None = None, **attributes: Any) -> None:
+def end_span(span: Span | None, error: str | None = None, **attributes: Any) -> None:
     if span is None:
         return
     if attributes:
