@@ -97,10 +97,12 @@ class RedisStore:
         backoff_max_s: float = 5.0,
         replica_id: str | None = None,
         observer: Observer | None = None,
+        owns_client: bool = False,
     ) -> None:
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
         self.keys = Keys.for_namespace(namespace)
         self._client = client
+        self._owns_client = owns_client
         self._ttl_ms = int(lease_ttl_s * 1000)
         self._alpha = ewma_alpha
         self._prefix_ttl_ms = int(prefix_ttl_s * 1000)
@@ -139,6 +141,8 @@ class RedisStore:
         except CoordinationError:
             pass  # the lease runs out by itself
         self._open.clear()
+        if self._owns_client:
+            await self._client.aclose()
 
     async def heartbeat(self) -> None:
         if self.degraded:

@@ -128,6 +128,7 @@ def build_store(config: CoordinationConfig, metrics: GatewayMetrics, clock: Call
         backoff_max_s=config.backoff_max_s,
         replica_id=f"{socket.gethostname()}-{os.getpid()}",
         observer=lambda operation, seconds: metrics.coordination_latency.labels(operation).observe(seconds),
+        owns_client=True,
     )
 
 

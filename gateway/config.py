@@ -147,12 +147,14 @@ class AdmissionConfig(_Section):
 
 class CoordinationConfig(_Section):
     redis_url: str | None = None
-    """None keeps state in process (one replica). ``redis://`` or ``rediss://`` (TLS), with
-    ``user:password@`` for ACLs; with ``sentinels`` set, only its credentials, db and TLS are used."""
+    """None keeps state in process (one replica). ``redis://`` or ``rediss://`` (TLS; a private CA and client
+    certificates as URL parameters: ``?ssl_ca_certs=/ca.crt&ssl_certfile=...&ssl_keyfile=...``), with
+    ``user:password@`` for ACLs; with ``sentinels`` set, only its credentials and db are used."""
     password: str | None = None
     """Overrides the URL's password (e.g. from a Kubernetes Secret via GATEWAY_COORDINATION__PASSWORD)."""
     sentinels: list[str] = msgspec.field(default_factory=list)
-    """``host:port`` of Redis Sentinels; the master is looked up by ``sentinel_service``."""
+    """``host:port`` of Redis Sentinels; the master is looked up by ``sentinel_service``. (A TLS master behind
+    Sentinel with a private CA cannot be configured yet: the URL's ``ssl_*`` parameters are not passed on.)"""
     sentinel_service: str = "mymaster"
     cluster: bool = False
     """Connect to a Redis Cluster (every key of a fleet shares one hash tag, so scripts stay on one slot)."""

