@@ -84,15 +84,17 @@ def csv_text(rows: Sequence[CellStats]) -> str:
 def results_table(rows: Sequence[CellStats]) -> list[str]:
     head = (
         "| policy | load | replicas | state | requests | TTFT p50 ms | TTFT p95 ms | e2e p50 ms | output tok/s "
-        "| req/s | prefix hit | shed | shed high/normal/low | errors/cancelled | routing |"
+        "| req/s | prefix hit | shed | shed high/normal/low | TTFT p95 high/normal/low ms "
+        "| errors/cancelled | routing |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for s in rows:
         shed_pp = "/".join(_pct(v) for v in (s.shed_rate_high, s.shed_rate_normal, s.shed_rate_low))
+        ttft_pp = "/".join(_fmt(v) for v in (s.ttft_p95_ms_high, s.ttft_p95_ms_normal, s.ttft_p95_ms_low))
         lines.append(
             f"| {s.policy} | {_load(s)} | {s.replicas} | {s.state} | {s.requests} | {_fmt(s.ttft_p50_ms)} "
             f"| {_fmt(s.ttft_p95_ms)} | {_fmt(s.e2e_p50_ms, 0)} | {_fmt(s.output_tokens_per_s, 0)} "
-            f"| {_fmt(s.requests_per_s, 2)} | {_pct(s.prefix_hit_rate)} | {_pct(s.shed_rate)} | {shed_pp} "
+            f"| {_fmt(s.requests_per_s, 2)} | {_pct(s.prefix_hit_rate)} | {_pct(s.shed_rate)} | {shed_pp} | {ttft_pp} "
             f"| {s.errors}/{s.cancelled} | {s.routing or '-'} |"
         )
     return lines

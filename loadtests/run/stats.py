@@ -90,6 +90,9 @@ class CellStats:
     cpu_redis: float | None = None
     host_cpu_busy: float | None = None
     loop_lag_p99_ms: float | None = None
+    ttft_p95_ms_high: float | None = None
+    ttft_p95_ms_normal: float | None = None
+    ttft_p95_ms_low: float | None = None
     routing: str = ""
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +136,10 @@ def summarize(
         mine = [r for r in recs if r.priority == p]
         per_priority[p] = sum(1 for r in mine if r.shed) / len(mine) if mine else None
     ttfts = [r.ttft for r in ok if r.ttft is not None]
+    ttft_p95_by_priority = {
+        p: _ms(percentile([r.ttft for r in ok if r.ttft is not None and r.priority == p], 95), time_scale)
+        for p in PRIORITIES
+    }
     e2es = [r.e2e for r in ok if r.e2e is not None]
     if phase.closed_loop and phase.issue_window_s > 0:
         window = phase.issue_window_s
@@ -187,6 +194,9 @@ def summarize(
         cpu_redis=cpu.get("redis"),
         host_cpu_busy=cpu.get("host"),
         loop_lag_p99_ms=phase.loop_lag_p99_s * 1000.0,
+        ttft_p95_ms_high=ttft_p95_by_priority["high"],
+        ttft_p95_ms_normal=ttft_p95_by_priority["normal"],
+        ttft_p95_ms_low=ttft_p95_by_priority["low"],
         routing=routing,
         notes="; ".join([*notes, *([f"first error: {errors[0].error}"] if errors else [])]),
         extra={"first_errors": [r.error for r in errors[:3]]},
