@@ -16,6 +16,7 @@ def redis_client(
     password: str | None = None,
     sentinels: list[str] | None = None,
     sentinel_service: str = "mymaster",
+    sentinel_password: str | None = None,
     cluster: bool = False,
     timeout_s: float = 0.25,
 ) -> Any:
@@ -36,7 +37,10 @@ def redis_client(
         db = parsed.path.strip("/")
         if db:
             master_options["db"] = int(db)
-        sentinel = Sentinel(hosts, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)  # type: ignore[no-untyped-call]
+        sentinel_kwargs = {"password": sentinel_password} if sentinel_password else None
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            hosts, sentinel_kwargs=sentinel_kwargs, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
         return sentinel.master_for(sentinel_service, redis_class=_SentinelMaster, **master_options)
     if password is not None:
         url = _without_password(url)  # redis-py lets the URL's password win over the keyword

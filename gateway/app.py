@@ -115,6 +115,7 @@ def build_store(config: CoordinationConfig, metrics: GatewayMetrics, clock: Call
         password=config.password,
         sentinels=config.sentinels,
         sentinel_service=config.sentinel_service,
+        sentinel_password=config.sentinel_password,
         cluster=config.cluster,
         timeout_s=config.call_timeout_s,
     )

@@ -89,8 +89,15 @@ def _prepare_multiprocess_metrics() -> None:
     """Workers' metrics add up only through prometheus-client's multiprocess directory (FACTS-proxy.md)."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
-        shutil.rmtree(directory, ignore_errors=True)  # stale files from a previous run would add up too
-        Path(directory).mkdir(parents=True)
+        # Stale files from a previous run would add up too. Empty it rather than re-create it: it may be a
+        # mounted volume (an emptyDir), which cannot be removed.
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for child in path.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
     else:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
 

@@ -156,6 +156,8 @@ class CoordinationConfig(_Section):
     """``host:port`` of Redis Sentinels; the master is looked up by ``sentinel_service``. (A TLS master behind
     Sentinel with a private CA cannot be configured yet: the URL's ``ssl_*`` parameters are not passed on.)"""
     sentinel_service: str = "mymaster"
+    sentinel_password: str | None = None
+    """The Sentinels' own password (``requirepass`` on the Sentinels), if they have one."""
     cluster: bool = False
     """Connect to a Redis Cluster (every key of a fleet shares one hash tag, so scripts stay on one slot)."""
     namespace: str = "default"
