@@ -153,9 +153,7 @@ def gateway_process(
 
 
 @contextlib.contextmanager
-def gateway(
-    config_toml: str, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None
-) -> Iterator[str]:
+def gateway(config_toml: str, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
     """``gateway serve`` under granian with this config; yields its base URL once /readyz says ready."""
     with gateway_process(config_toml, tmp, env, log) as g:
         yield g.url
