@@ -24,7 +24,7 @@ computes the same thing, and a contract test holds them to it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_PREFIX_CAP = 100_000
@@ -103,16 +103,3 @@ def evaluate(request: PickRequest, in_flight: Mapping[str, int], cached_blocks: 
             best = Pick(index, line.backend_id, score, n, cached, guarded)
     assert best is not None
     return best
-
-
-def leading_matches(prefix_blocks: Sequence[str], holders: Sequence[set[str]]) -> dict[str, int]:
-    """Per backend, how many leading blocks it holds: ``holders[k]`` is the set of backends holding block k."""
-    matched: dict[str, int] = {}
-    alive: set[str] | None = None
-    for k, block_holders in enumerate(holders[: len(prefix_blocks)]):
-        alive = set(block_holders) if alive is None else alive & block_holders
-        if not alive:
-            break
-        for backend in alive:
-            matched[backend] = k + 1
-    return matched

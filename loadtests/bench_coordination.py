@@ -36,16 +36,9 @@ import httpx
 import redis
 
 from loadtests.redis_binary import find_redis_server
+from loadtests.run.procs import free_port
 
 HERE = Path(__file__).resolve().parent
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pin(cpu: int) -> list[str]:
@@ -62,7 +55,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def simulator() -> Iterator[tuple[str, str]]:
-    port = _free_port()
+    port = free_port()
     command = [*_pin(0), sys.executable, "-m", "loadtests.cli", "sim", "--backends", "1", "--base-port", str(port)]
     command += ["--time-scale", "0.001", "--default-max-tokens", "1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE)
@@ -83,7 +76,7 @@ def simulator() -> Iterator[tuple[str, str]]:
 @contextlib.contextmanager
 def redis_server() -> Iterator[str]:
     binary = find_redis_server()
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [*_pin(0), binary, "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
     )
@@ -102,7 +95,7 @@ def redis_server() -> Iterator[str]:
 
 @contextlib.contextmanager
 def gateway(backend_url: str, model: str, redis_url: str | None, tmp: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     lines = [
         "[server]",
         f"port = {port}",

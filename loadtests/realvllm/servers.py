@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from loadtests.run.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "scripts" / "install_real_vllm.py"
@@ -42,12 +43,6 @@ MAX_NUM_SEQS = 64
 MAX_MODEL_LEN = 2048
 START_TIMEOUT_S = 90.0
 """Measured 23-38 s per server, two at once ~35 s; under the tests' 120 s per-test timeout."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cache_dir() -> Path:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from coordination.scoring import PickRequest, ScoreLine, evaluate, leading_matches
+from coordination.scoring import PickRequest, ScoreLine, evaluate
 
 A, B, C = "a", "b", "c"
 
@@ -59,10 +59,3 @@ def test_guard_flag_reported_when_the_guarded_backend_still_wins() -> None:
 def test_empty_request_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one"):
         evaluate(PickRequest(()), {}, {})
-
-
-def test_leading_matches_counts_only_the_unbroken_leading_run() -> None:
-    holders = [{A, B}, {A, B, C}, {A}, {A, B}]
-    assert leading_matches(["h0", "h1", "h2", "h3"], holders) == {A: 4, B: 2}
-    assert leading_matches(["h0"], holders) == {A: 1, B: 1}
-    assert leading_matches([], holders) == {}
