@@ -73,14 +73,21 @@ def test_chat_stream_with_usage(client: openai.OpenAI) -> None:
 def test_completions(client: openai.OpenAI, stream: bool) -> None:
     extra = {"ignore_eos": True}
     if stream:
-        pieces = [
-            c.choices[0].text
-            for c in client.completions.create(
-                model=MODEL, prompt="def f(x):", max_tokens=10, stream=True, extra_body=extra
+        chunks = list(
+            client.completions.create(
+                model=MODEL,
+                prompt="def f(x):",
+                max_tokens=10,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body=extra,
             )
-            if c.choices
-        ]
-        assert sum(1 for p in pieces if p) >= 5  # detokenisation may merge byte pieces
+        )
+        # vLLM merges tokens into fewer events when the reader lags (its engine busy-spins on these cores),
+        # so count tokens from the usage chunk, not events.
+        assert "".join(c.choices[0].text for c in chunks if c.choices)
+        assert chunks[-1].usage is not None
+        assert chunks[-1].usage.completion_tokens == 10
     else:
         completion = client.completions.create(model=MODEL, prompt="def f(x):", max_tokens=10, extra_body=extra)
         assert completion.usage is not None
@@ -127,7 +134,7 @@ def _stream_body(max_tokens: int) -> dict[str, Any]:
 
 
 def test_client_disconnect_mid_stream_aborts_on_vllm(gateway_url: str, vllm_pair: list[VllmServer]) -> None:
-    """Leave after 5 chunks of a 1,900-token answer (~5 s of work): vLLM stops running it at once."""
+    """Leave after 2 events of a 1,900-token answer (~5 s of work): vLLM stops running it at once."""
     before = {s.id: s.metrics_text() for s in vllm_pair}
     with httpx.Client(timeout=30) as http:
         with http.stream("POST", f"{gateway_url}/v1/chat/completions", json=_stream_body(1900)) as r:
@@ -136,7 +143,7 @@ def test_client_disconnect_mid_stream_aborts_on_vllm(gateway_url: str, vllm_pair
             chunks = 0
             for line in r.iter_lines():
                 chunks += line.startswith("data:")
-                if chunks == 5:
+                if chunks == 2:  # early: under load vLLM may pack many tokens into each event
                     assert parse_vllm_metrics(server.metrics_text()).running == 1
                     break
             r.close()  # the client leaves (leaving iter_lines early closes the response too)
