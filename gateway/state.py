@@ -1,22 +1,22 @@
-"""The replica's typed application state: everything a handler reaches, built once by ``create_app``."""
+"""The replica's parts, built once by ``create_app``: everything a request's ``Exchange`` and the handlers use."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Request
 
-from coordination import CoordinationStore, Observation
+from coordination import CoordinationStore
 from gateway.admission import Admission
 from gateway.config import GatewayConfig
-from gateway.dispatch import Dispatched, Dispatcher
 from gateway.fleet.backends import Fleet
-from gateway.telemetry.logs import request_line
-from gateway.telemetry.metrics import UNKNOWN, GatewayMetrics
-from gateway.telemetry.tracing import RequestTrace, Tracing, end_span
-from gateway.usage import Usage
+from gateway.routing.runner import Router
+from gateway.telemetry.metrics import UNKNOWN
+from gateway.telemetry.observer import Telemetry
+from gateway.upstream import Transport
 
 STATE_KEY = "gateway"
 
@@ -26,82 +26,26 @@ class GatewayState:
     config: GatewayConfig
     fleet: Fleet
     store: CoordinationStore
-    dispatcher: Dispatcher
-    metrics: GatewayMetrics
-    clock: Callable[[], float]
+    router: Router
     admission: Admission
-    tracing: Tracing
+    transport: Transport
+    telemetry: Telemetry
+    clock: Callable[[], float]
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    """Bookkeeping the client must not wait for (releases); awaited at shutdown."""
 
     def model_label(self, model: str) -> str:
         """The model as a metric label: only names the fleet serves, so the label set stays bounded."""
         return model if self.fleet.serves_model(model) else UNKNOWN
 
-    def record(self, model: str, backend: str, status: int, started: float, priority: str) -> None:
-        self.metrics.requests.labels(model, backend, str(status), priority).inc()
-        self.metrics.request_duration.labels(model, backend, str(status)).observe(self.clock() - started)
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
-    def completed(
-        self,
-        dispatched: Dispatched,
-        model: str,
-        status: int,
-        started: float,
-        observation: Observation,
-        usage: Usage | None,
-    ) -> None:
-        """An upstream answer is over: release its reservation, count it, compare predicted with real cache."""
-        backend = dispatched.upstream.backend_id
-        self.dispatcher.finish(dispatched, observation, ok=status < 500)
-        self.admission.notify()
-        if observation.tpot_s is not None:
-            self.metrics.tpot.labels(model, backend).observe(observation.tpot_s)
-        self.record(model, backend, status, started, dispatched.priority)
-        predicted = dispatched.decision.parts.get("predicted_cached_tokens")
-        cached = usage.cached_tokens if usage is not None else None
-        if predicted is not None and usage is not None and cached is not None:
-            self.metrics.observe_prefix_prediction(predicted, cached, usage.prompt_tokens)
-        trace = dispatched.trace
-        end_span(
-            dispatched.upstream_span,
-            error=None if status < 500 else f"status {status}",
-            http__response__status_code=status,
-        )
-        if usage is not None:
-            trace.set(
-                gen_ai__usage__input_tokens=usage.prompt_tokens,
-                gen_ai__usage__output_tokens=usage.completion_tokens,
-                gateway__cached_tokens=cached,
-            )
-        trace.finish(status)
-        ids = trace.ids()
-        request_line(
-            request_id=dispatched.request_id,
-            trace_id=ids[0] if ids else None,
-            model=model,
-            backend=backend,
-            status=status,
-            priority=dispatched.priority,
-            duration_ms=round((self.clock() - started) * 1000, 2),
-            ttft_ms=round(observation.ttft_s * 1000, 2) if observation.ttft_s is not None else None,
-            route=dispatched.decision.reason,
-            cached_tokens=cached,
-        )
-
-    def refused(
-        self, trace: RequestTrace, request_id: str, model: str, status: int, started: float, priority: str
-    ) -> None:
-        """The gateway answered itself (an error, a shed, a client that left before a backend was chosen)."""
-        self.record(model, "none", status, started, priority)
-        trace.finish(status)
-        ids = trace.ids()
-        request_line(
-            request_id=request_id,
-            trace_id=ids[0] if ids else None,
-            model=model,
-            status=status,
-            priority=priority,
-            duration_ms=round((self.clock() - started) * 1000, 2),
-        )
+    async def drain(self) -> None:
+        while self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
 
 
 def gateway_state(request: Request[Any, Any, Any]) -> GatewayState:

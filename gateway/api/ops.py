@@ -33,4 +33,4 @@ async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
         FleetCollector(state.fleet, state.store, state.clock),
         CoordinationCollector(state.store, state.admission.local_depths, state.admission.fleet_depths),
     ]
-    return Response(exposition(state.metrics, collectors), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(state.telemetry.metrics, collectors), media_type=CONTENT_TYPE_LATEST)

@@ -115,6 +115,15 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self.plugin_duration = Histogram(
+            "gateway_routing_plugin_duration_seconds",
+            "Time spent in each routing plugin per request, by extension point (filter, scorer, picker), "
+            "plugin type and plugin name.",
+            ["extension_point", "plugin_type", "plugin_name"],
+            buckets=(0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01),
+            registry=r,
+        )
+
     def observe_prefix_prediction(self, predicted: float, actual: int, prompt_tokens: int) -> None:
         self.prefix_predicted.inc(predicted)
         self.prefix_actual.inc(actual)

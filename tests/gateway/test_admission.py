@@ -4,13 +4,24 @@ import asyncio
 
 import pytest
 
-from coordination import InMemoryStore
-from gateway.admission import Admission, Pressure, Shed, admissible, fleet_pressure, priority_of
+from coordination import BackendLoad, InMemoryStore
+from gateway.admission import (
+    Admission,
+    LoadLimit,
+    Look,
+    Pressure,
+    Routable,
+    Shed,
+    admissible,
+    effective_load,
+    fleet_pressure,
+    priority_of,
+)
 from gateway.config import AdmissionConfig, HealthConfig, PriorityWaits
 from gateway.errors import BadRequest
 from gateway.fleet.backends import BackendSpec, Fleet
+from gateway.fleet.view import FleetView
 from gateway.fleet.vllm_metrics import EngineStats
-from gateway.telemetry.metrics import GatewayMetrics
 
 CONFIG = AdmissionConfig(backend_capacity=10, low_threshold=0.5, normal_threshold=0.8, stale_after_s=3)
 
@@ -25,6 +36,34 @@ class Clock:
 
 def stats(running: float, waiting: float = 0, kv: float = 0.1) -> EngineStats:
     return EngineStats(running, waiting, kv, 0, 0, 16, 1000, frozenset({"m"}))
+
+
+class Events:
+    """What admission reported, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def queued(self) -> None:
+        self.seen.append("queued")
+
+    def left_queue(self, waited_s: float) -> None:
+        self.seen.append("left_queue")
+
+    def shed(self, reason: str) -> None:
+        self.seen.append(f"shed:{reason}")
+
+    def admitted(self) -> None:
+        self.seen.append("admitted")
+
+
+def routable(fleet: Fleet, in_flight: dict[str, int], now: float) -> Routable:
+    view = FleetView(tuple(fleet.backends.values()), {b: BackendLoad(in_flight=n) for b, n in in_flight.items()}, now)
+    return Routable(fleet.routable("m"), view)
+
+
+def look_at(fleet: Fleet, clock: "Clock") -> Look:
+    return lambda: routable(fleet, {}, clock.now)
 
 
 def fleet_with(*loads: EngineStats, clock: Clock | None = None) -> Fleet:
@@ -48,7 +87,7 @@ def test_fleet_pressure(
     loads: list[EngineStats], in_flight: dict[str, int], fleet_pressure_: float, all_saturated: bool
 ) -> None:
     clock = Clock()
-    pressure = fleet_pressure(fleet_with(*loads, clock=clock), in_flight, "m", CONFIG, clock.now)
+    pressure = fleet_pressure(routable(fleet_with(*loads, clock=clock), in_flight, clock.now), CONFIG)
     assert pressure.fleet == pytest.approx(fleet_pressure_)
     assert pressure.all_saturated is all_saturated
 
@@ -58,7 +97,33 @@ def test_stale_scrape_counts_as_saturated() -> None:
     fleet = fleet_with(stats(0), stats(0), clock=clock)
     clock.now += 3.5
     fleet.record_scrape("b1", stats(0))
-    assert fleet_pressure(fleet, {}, "m", CONFIG, clock.now).fleet == pytest.approx(0.5)
+    assert fleet_pressure(routable(fleet, {}, clock.now), CONFIG).fleet == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("backend_stats", "stale", "in_flight", "load"),
+    [
+        pytest.param(stats(2, 1), False, 0, 3.0, id="running-plus-waiting"),
+        pytest.param(stats(2, 1), False, 5, 5.0, id="fleet-in-flight-when-more"),
+        pytest.param(stats(1, 1, kv=0.99), False, 2, 10.0, id="kv-full-with-waiting-counts-full"),
+        pytest.param(stats(1, 0, kv=0.99), False, 2, 2.0, id="kv-full-without-waiting-does-not"),
+        pytest.param(stats(0), True, 3, 10.0, id="stale-counts-full"),
+        pytest.param(stats(0), True, 14, 14.0, id="stale-but-more-in-flight"),
+    ],
+)
+def test_one_rule_for_pressure_and_load_limit(
+    backend_stats: EngineStats, stale: bool, in_flight: int, load: float
+) -> None:
+    """The fleet pressure and the store's load limit count a backend as equally full."""
+    clock = Clock()
+    fleet = fleet_with(backend_stats, clock=clock)
+    if stale:
+        clock.now += 3.5
+    backend = fleet.backends["b0"]
+    assert effective_load(backend, in_flight, CONFIG, clock.now) == load
+    pressure = fleet_pressure(routable(fleet, {"b0": in_flight}, clock.now), CONFIG)
+    outside = LoadLimit(CONFIG, "normal").outside(backend, in_flight, clock.now)
+    assert pressure.fleet * CONFIG.backend_capacity == pytest.approx(in_flight + outside)
 
 
 @pytest.mark.parametrize(
@@ -95,21 +160,37 @@ def admission_over(fleet: Fleet, clock: Clock, **waits: float) -> Admission:
         recheck_s=0.01,
         stale_after_s=1e9,
     )
-    return Admission(config, fleet, InMemoryStore(), GatewayMetrics(), clock)
+    return Admission(config, InMemoryStore(), clock)
 
 
 async def test_waits_then_sheds_with_retry_after() -> None:
     clock = Clock()
-    admission = admission_over(fleet_with(stats(9)), clock, low=0.05)
+    fleet = fleet_with(stats(9))
+    admission = admission_over(fleet, clock, low=0.05)
+    events = Events()
     clock_task = asyncio.create_task(_tick(clock))
     try:
         with pytest.raises(Shed) as info:
-            await admission.admit("low", "m", admission.deadline("low"))
+            await admission.admit("low", admission.deadline("low"), look_at(fleet, clock), events)
     finally:
         clock_task.cancel()
     assert info.value.status == 429
     assert info.value.headers()["retry-after"] == "1"
     assert admission.local_depths() == {"high": 0, "normal": 0, "low": 0}
+    assert events.seen == ["queued", "shed:timeout", "left_queue"]
+
+
+async def test_a_ticket_counts_as_load_until_settled_once() -> None:
+    clock = Clock()
+    fleet = fleet_with(stats(3))  # pressure 0.3
+    admission = admission_over(fleet, clock)
+    events = Events()
+    ticket = await admission.admit("low", admission.deadline("low"), look_at(fleet, clock), events)
+    assert admission.pending == 1
+    admission.settle(ticket, events, admitted=True)
+    admission.settle(ticket, events, admitted=False)
+    assert admission.pending == 0
+    assert events.seen == ["admitted"]
 
 
 async def test_freed_capacity_goes_to_the_highest_priority_first() -> None:
@@ -119,7 +200,7 @@ async def test_freed_capacity_goes_to_the_highest_priority_first() -> None:
     order: list[str] = []
 
     async def request(priority: str) -> None:
-        await admission.admit(priority, "m", admission.deadline(priority))
+        await admission.admit(priority, admission.deadline(priority), look_at(fleet, clock), Events())
         order.append(priority)
 
     low = asyncio.create_task(request("low"))
@@ -142,8 +223,9 @@ async def test_freed_capacity_goes_to_the_highest_priority_first() -> None:
 
 async def test_a_client_that_leaves_frees_its_place() -> None:
     clock = Clock()
-    admission = admission_over(fleet_with(stats(9)), clock, low=30)
-    waiting = asyncio.create_task(admission.admit("low", "m", admission.deadline("low")))
+    fleet = fleet_with(stats(9))
+    admission = admission_over(fleet, clock, low=30)
+    waiting = asyncio.create_task(admission.admit("low", admission.deadline("low"), look_at(fleet, clock), Events()))
     await asyncio.sleep(0.02)
     assert admission.local_depths()["low"] == 1
     waiting.cancel()
@@ -155,11 +237,12 @@ async def test_queue_full_sheds_at_once() -> None:
     clock = Clock()
     fleet = fleet_with(stats(9))
     config = AdmissionConfig(backend_capacity=10, low_threshold=0.5, max_queue=1, stale_after_s=1e9)
-    admission = Admission(config, fleet, InMemoryStore(), GatewayMetrics(), clock)
-    first = asyncio.create_task(admission.admit("low", "m", admission.deadline("low")))
+    admission = Admission(config, InMemoryStore(), clock)
+    look = look_at(fleet, clock)
+    first = asyncio.create_task(admission.admit("low", admission.deadline("low"), look, Events()))
     await asyncio.sleep(0.01)
     with pytest.raises(Shed, match="queue_full"):
-        await admission.admit("low", "m", admission.deadline("low"))
+        await admission.admit("low", admission.deadline("low"), look, Events())
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
 

@@ -1,4 +1,4 @@
-from gateway.proxy import forward_headers
+from gateway.upstream import forward_headers
 
 
 def test_hop_by_hop_and_framing_headers_are_dropped_end_to_end_ones_kept() -> None:

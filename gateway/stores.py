@@ -1,0 +1,44 @@
+"""The coordination store a replica runs on, chosen by its config."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+
+from coordination import CoordinationStore, InMemoryStore
+from coordination.connect import redis_client
+from coordination.redis_store import RedisStore
+from gateway.config import CoordinationConfig
+
+
+def build_store(
+    config: CoordinationConfig,
+    *,
+    observer: Callable[[str, float], None] | None,
+    clock: Callable[[], float],
+) -> CoordinationStore:
+    """In process unless a Redis URL is configured; then Redis, falling back to local state on failure."""
+    if config.redis_url is None:
+        return InMemoryStore(ewma_alpha=config.ewma_alpha, prefix_ttl_s=config.prefix_ttl_s, clock=clock)
+    client = redis_client(
+        config.redis_url,
+        password=config.password,
+        sentinels=config.sentinels,
+        sentinel_service=config.sentinel_service,
+        sentinel_password=config.sentinel_password,
+        cluster=config.cluster,
+        timeout_s=config.call_timeout_s,
+    )
+    return RedisStore(
+        client,
+        namespace=config.namespace,
+        lease_ttl_s=config.lease_ttl_s,
+        ewma_alpha=config.ewma_alpha,
+        prefix_ttl_s=config.prefix_ttl_s,
+        call_timeout_s=config.call_timeout_s,
+        backoff_max_s=config.backoff_max_s,
+        replica_id=f"{socket.gethostname()}-{os.getpid()}",
+        observer=observer,
+        owns_client=True,
+    )
