@@ -41,8 +41,9 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtests.realvllm.servers import MODEL, free_port, missing_install, vllm_servers
+from loadtests.realvllm.servers import MODEL, missing_install, vllm_servers
 from loadtests.realvllm.workload import ChatRequest, prefix_chat_workload
+from loadtests.run.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = ("prefix", "round_robin")

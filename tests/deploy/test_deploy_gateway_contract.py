@@ -26,7 +26,6 @@ from gateway.app import create_app
 from gateway.config import BackendConfig, FleetConfig, GatewayConfig, HealthConfig, load
 from loadtests.sim import cli as sim_cli
 from loadtests.sim.fleet import SimFleet
-from loadtests.sim.profiles import PROFILES
 from tests.deploy.manifests import (
     DEPLOY,
     NAMESPACE,
@@ -246,7 +245,7 @@ async def test_simulator_command_serves_a_gateway_model_with_health_and_metrics(
     assert config.backends == 1
     assert config.host == "0.0.0.0"
     assert config.base_port == dns["port"] == container_port(simulator, "http")
-    assert PROFILES[config.profile].model in dns["models"]
+    assert config.resolved_profile().model in dns["models"]
     # And the server it starts answers the probe path and the scrape path.
     local = sim_cli.config_from_args(_sim_args([*simulator["command"], "--base-port=0", "--host=127.0.0.1"]))
     async with SimFleet(local) as fleet:

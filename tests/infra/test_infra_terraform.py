@@ -254,9 +254,9 @@ def test_terraform_outputs_named_in_overlays_and_docs_exist() -> None:
     docs = (REPO / "docs" / "deploy.md").read_text()
     for section, cloud in (("## GKE", "gke"), ("## EKS", "eks")):
         body = docs.split(section, 1)[1].split("\n## ", 1)[0]
-        names = set(re.findall(r"terraform output -raw (\w+)", body))
-        assert names, f"docs/deploy.md {section} names no terraform output"
-        assert names <= outputs[f"examples/{cloud}"], names - outputs[f"examples/{cloud}"]
+        documented = set(re.findall(r"terraform output -raw (\w+)", body))
+        assert documented, f"docs/deploy.md {section} names no terraform output"
+        assert documented <= outputs[f"examples/{cloud}"], documented - outputs[f"examples/{cloud}"]
 
 
 def test_image_repository_output_matches_the_overlay_image_name() -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sim_helpers import tiny_fleet
 
 from loadtests.sim.server import BACKEND_HEADER
+from tests.loadtests.sim.sim_helpers import tiny_fleet
 
 
 def sse_events(text: str) -> list[Any]:

@@ -6,7 +6,8 @@ import asyncio
 
 import aiohttp
 import httpx
-from sim_helpers import scrape, tiny_fleet, wait_until, words
+
+from tests.loadtests.sim.sim_helpers import scrape, tiny_fleet, wait_until, words
 
 
 async def test_preemption_on_tiny_cache_and_all_complete() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sim_helpers import tiny_fleet
+
+from tests.loadtests.sim.sim_helpers import tiny_fleet
 
 BODY = {"model": "tiny", "prompt": "x", "max_tokens": 1}
 

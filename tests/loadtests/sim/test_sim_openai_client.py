@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
-from sim_helpers import tiny_fleet
+
+from tests.loadtests.sim.sim_helpers import tiny_fleet
 
 MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
 MESSAGES: list[ChatCompletionMessageParam] = [

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from sim_helpers import scrape, tiny_fleet, words
 
 from loadtests.sim.tokenizer import count_tokens, render_chat
+from tests.loadtests.sim.sim_helpers import scrape, tiny_fleet, words
 
 MODEL = "tiny"
 

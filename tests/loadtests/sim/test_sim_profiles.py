@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sim_helpers import tiny_fleet, words
 
 from loadtests.sim.profiles import PROFILES, get_profile
 from loadtests.sim.tokenizer import count_tokens
+from tests.loadtests.sim.sim_helpers import tiny_fleet, words
 
 
 def test_qwen15_h200_reproduces_the_measured_large_prefills() -> None:
