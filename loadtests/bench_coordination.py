@@ -4,7 +4,7 @@
 
 One simulated vLLM server answers almost at once (time scale 0.001, one output token), so what is measured
 is the proxy path. A closed-loop aiohttp client at fixed concurrency sends N non-streamed chat requests
-(a 1.2 KB body, like FACTS-proxy.md) three ways, in rounds so that machine noise hits all three alike:
+(a 1.2 KB body, a typical short chat prompt) three ways, in rounds so that machine noise hits all three alike:
 
 - ``direct``: to the simulator itself (the baseline);
 - ``memory``: through one gateway replica with in-process state;

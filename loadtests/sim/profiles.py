@@ -13,7 +13,7 @@ sequence's context after the step). Prefill is compute-bound and decode memory-b
 the two terms captures (a roofline). ``fixed`` and ``per_seq`` stand for the engine's CPU-side work
 (scheduling, input preparation, sampling, detokenisation); they are assumptions, not measurements.
 
-Calibration (``/work/shared/data/gpu/h200-qwen2.5-shapes-hf-sdpa.json``, one H200, HF eager + SDPA): the
+Calibration (``loadtests/data/gpu/h200-qwen2.5-shapes-hf-sdpa.json``, one H200, HF eager + SDPA): the
 small passes there are launch-overhead bound (~19 ms whatever the size), so only the large prefills are
 used. Fitting ``t(n) = a*n + b*n^2/2`` to the 8,192- and 16,384-token prefills gives, for Qwen2.5-1.5B,
 ``a = 6.757 us/token`` and ``b = 2.40e-10 s/pair`` (63.4 ms and 142.9 ms; the fit predicts 29.7 ms at 4,096

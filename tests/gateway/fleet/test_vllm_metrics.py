@@ -4,7 +4,7 @@ import pytest
 
 from gateway.fleet.vllm_metrics import MetricsParseError, parse_vllm_metrics
 
-# Copies of ../shared/data/vllm/: /metrics of the real vLLM CPU build (0.32.0), idle and after load.
+# Captures (tests/data/vllm/) of /metrics of the real vLLM CPU build (0.32.0), idle and after load.
 CAPTURES = Path(__file__).parents[2] / "data" / "vllm"
 
 

