@@ -13,6 +13,17 @@ is the proxy path. A closed-loop aiohttp client at fixed concurrency sends N non
 With taskset, the gateway runs on CPU 1 and everything else on CPU 0. Reported: requests/s and p50/p95
 latency per setup (median over rounds), the latency the gateway adds over direct, and for Redis the
 commands per request and the server CPU per request from ``INFO commandstats`` (EVALSHA calls and usec).
+
+Before/after mode compares two gateway trees in one run (same simulator, same Redis, same client)::
+
+    uv run python -m loadtests.bench_coordination --baseline-ref 4af59ee --out loadtests/results/bench_vs_4af59ee
+
+``git archive REF`` is extracted into a temporary directory (the "before" tree); the "after" tree is the
+working tree, or ``--after-tree PATH``. Each gateway runs with its tree as working directory and first on
+``PYTHONPATH``. Every round measures direct, then memory and redis for both trees, the order of before and
+after alternating from round to round. Reported per configuration (memory, redis): the median over rounds of
+the ratios after/before of the added p50 latency (gateway p50 minus direct p50 of the same round) and of the
+closed-loop requests/s.
 """
 
 from __future__ import annotations
@@ -94,7 +105,7 @@ def redis_server() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def gateway(backend_url: str, model: str, redis_url: str | None, tmp: Path) -> Iterator[str]:
+def gateway(backend_url: str, model: str, redis_url: str | None, tmp: Path, tree: Path | None = None) -> Iterator[str]:
     port = free_port()
     lines = [
         "[server]",
@@ -110,7 +121,14 @@ def gateway(backend_url: str, model: str, redis_url: str | None, tmp: Path) -> I
     lines += ["[[fleet.backends]]", 'id = "sim-0"', f'url = "{backend_url}"', f'models = ["{model}"]']
     path = tmp / f"gateway-{port}.toml"
     path.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen([*_pin(1), sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)])
+    env = None
+    if tree is not None:  # run that tree's gateway: its directory first on the import path
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        }
+    command = [*_pin(1), sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)]
+    process = subprocess.Popen(command, cwd=tree, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -205,6 +223,105 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     return {"rounds": rounds, "median": summary, "redis": per_request}
 
 
+@contextlib.contextmanager
+def baseline_tree(ref: str) -> Iterator[Path]:
+    """``git archive REF`` extracted into a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp:
+        archive = subprocess.run(["git", "archive", ref], cwd=HERE.parent, capture_output=True, check=True, timeout=60)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True, timeout=60)
+        yield Path(tmp)
+
+
+def _ratios(rounds: dict[str, list[dict[str, float]]], config: str) -> dict[str, float | list[float]]:
+    added: list[float] = []
+    rps: list[float] = []
+    for direct, before, after in zip(
+        rounds["direct"], rounds[f"{config}@before"], rounds[f"{config}@after"], strict=True
+    ):
+        added.append((after["p50_ms"] - direct["p50_ms"]) / (before["p50_ms"] - direct["p50_ms"]))
+        rps.append(after["rps"] / before["rps"])
+    return {
+        "added_p50_ratio": statistics.median(added),
+        "rps_ratio": statistics.median(rps),
+        "added_p50_ratios": added,
+        "rps_ratios": rps,
+    }
+
+
+def run_compare(args: argparse.Namespace) -> dict[str, object]:
+    configs = ("memory", "redis")
+    names = ["direct"] + [f"{c}@{side}" for c in configs for side in ("before", "after")]
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    after_tree = (args.after_tree or HERE.parent).resolve()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        baseline_tree(args.baseline_ref) as before_tree,
+        simulator() as (sim_url, model),
+        redis_server() as redis_url,
+    ):
+        body = _body(model)
+        trees = {"before": before_tree, "after": after_tree}
+        with contextlib.ExitStack() as stack:
+            targets = {"direct": sim_url}
+            for config in configs:
+                for side, tree in trees.items():
+                    store = redis_url if config == "redis" else None
+                    targets[f"{config}@{side}"] = stack.enter_context(gateway(sim_url, model, store, Path(tmp), tree))
+            for url in targets.values():  # warm up connections, scripts, caches
+                asyncio.run(closed_loop(url, body, 200, args.concurrency))
+            for i in range(args.rounds):
+                sides = ("before", "after") if i % 2 == 0 else ("after", "before")
+                order = ["direct"] + [f"{c}@{side}" for c in configs for side in sides]
+                for name in order:
+                    result = asyncio.run(closed_loop(targets[name], body, args.requests, args.concurrency))
+                    rounds[name].append(result)
+                    print(
+                        f"round {i + 1}/{args.rounds} {name}: {result['rps']:.0f} req/s, p50 {result['p50_ms']:.2f} ms",
+                        file=sys.stderr,
+                    )
+    summary = {
+        name: {k: statistics.median(r[k] for r in results) for k in results[0]} for name, results in rounds.items()
+    }
+    return {
+        "baseline_ref": args.baseline_ref,
+        "after_tree": str(after_tree),
+        "rounds": rounds,
+        "median": summary,
+        "ratios": {config: _ratios(rounds, config) for config in configs},
+    }
+
+
+def report_compare(result: dict[str, object], command: str, args: argparse.Namespace) -> str:
+    median = result["median"]
+    ratios = result["ratios"]
+    assert isinstance(median, dict)
+    assert isinstance(ratios, dict)
+    direct = median["direct"]
+    lines = [
+        f"# Coordination benchmark: {args.baseline_ref} (before) vs {result['after_tree']} (after)",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"One replica per tree and store (one granian worker{', pinned to CPU 1' if _pin(1) else ''}), one simulated "
+        f"vLLM server answering at once, a closed-loop aiohttp client at concurrency {args.concurrency}, "
+        f"{args.requests} non-streamed 1.2 KB chat requests per setup and round, {args.rounds} rounds interleaved "
+        "(before/after order alternating). Ratios are after/before within a round, then the median over rounds; "
+        "below 1 means the after tree adds less latency, above 1 means it serves more requests/s.",
+        "",
+        "| config | before rps | after rps | rps after/before | before +p50 ms | after +p50 ms | +p50 after/before |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for config in ("memory", "redis"):
+        before, after, ratio = median[f"{config}@before"], median[f"{config}@after"], ratios[config]
+        lines.append(
+            f"| {config} | {before['rps']:.0f} | {after['rps']:.0f} | {ratio['rps_ratio']:.2f} "
+            f"| {before['p50_ms'] - direct['p50_ms']:.2f} | {after['p50_ms'] - direct['p50_ms']:.2f} "
+            f"| {ratio['added_p50_ratio']:.2f} |"
+        )
+    lines += ["", f"Direct to the simulator: {direct['rps']:.0f} requests/s, p50 {direct['p50_ms']:.2f} ms.", ""]
+    return "\n".join(lines)
+
+
 def report(result: dict[str, object], command: str, args: argparse.Namespace) -> str:
     median = result["median"]
     assert isinstance(median, dict)
@@ -245,12 +362,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "bench_coordination")
+    parser.add_argument("--baseline-ref", help="git ref whose tree is measured as 'before' against the after tree")
+    parser.add_argument(
+        "--after-tree", type=Path, help="with --baseline-ref: the 'after' tree (default: this checkout)"
+    )
     args = parser.parse_args(argv)
+    if args.after_tree and not args.baseline_ref:
+        parser.error("--after-tree needs --baseline-ref")
     command = "uv run python -m loadtests.bench_coordination " + " ".join(argv if argv is not None else sys.argv[1:])
-    result = run(args)
+    result = run_compare(args) if args.baseline_ref else run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    text = report(result, command.strip(), args)
+    text = (report_compare if args.baseline_ref else report)(result, command.strip(), args)
     args.out.with_suffix(".md").write_text(text)
     print(text)
     return 0
