@@ -1,4 +1,5 @@
-"""Shared fleet state behind one interface: ``InMemoryStore`` (default) and, with Redis, ``RedisStore``."""
+"""Shared fleet state behind one interface: ``InMemoryStore`` (default) and, with Redis,
+``FailoverStore`` over ``coordination.redis_store.RedisStore`` (which raises) and a local ``InMemoryStore``."""
 
 from coordination.base import (
     BackendLoad,
@@ -7,6 +8,7 @@ from coordination.base import (
     Observation,
     Reservation,
 )
+from coordination.failover import FailoverStore
 from coordination.memory import InMemoryStore
 from coordination.scoring import OverCapacity, Pick, PickRequest, ScoreLine, evaluate
 
@@ -14,6 +16,7 @@ __all__ = [
     "BackendLoad",
     "CoordinationError",
     "CoordinationStore",
+    "FailoverStore",
     "InMemoryStore",
     "Observation",
     "OverCapacity",

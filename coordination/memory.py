@@ -79,14 +79,20 @@ class InMemoryStore:
         return pick, Reservation(pick.backend_id, token)
 
     async def release(self, reservation: Reservation, observation: Observation) -> None:
-        if self._open.pop(reservation.token, None) is None:
+        if not self.drop(reservation):
             return  # already released: releasing twice must not drive counts negative
         state = self._backend(reservation.backend_id)
-        state.in_flight -= 1
         if observation.ttft_s is not None:
             state.ttft_ewma_s = ewma(state.ttft_ewma_s, observation.ttft_s, self._alpha)
         if observation.tpot_s is not None:
             state.tpot_ewma_s = ewma(state.tpot_ewma_s, observation.tpot_s, self._alpha)
+
+    def drop(self, reservation: Reservation) -> bool:
+        """Give ``reservation`` back without observing anything (no await); False if it was not open."""
+        if self._open.pop(reservation.token, None) is None:
+            return False
+        self._backend(reservation.backend_id).in_flight -= 1
+        return True
 
     def cached_loads(self, backend_ids: Sequence[str]) -> dict[str, BackendLoad]:
         return {b: self._backend(b).view() for b in backend_ids}

@@ -1,4 +1,5 @@
-"""The Redis store over every connection form the config offers, against real servers (no mocks).
+"""The Redis store over every connection form the config offers, against real servers (no mocks), behind
+the failover wrapper as the gateway runs it.
 
 ACL users (URL credentials and the ``password`` override), TLS (``rediss://``, the CA and client certificate
 given as URL query parameters), Sentinel (the master found by service name) and Redis Cluster (three
@@ -9,6 +10,7 @@ own servers on 127.0.0.1 free ports and stops them by PID.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -17,8 +19,9 @@ from typing import Any
 import pytest
 import redis
 
-from coordination import Observation, PickRequest, ScoreLine
+from coordination import InMemoryStore, Observation, PickRequest, ScoreLine
 from coordination.connect import redis_client
+from coordination.failover import FailoverStore
 from coordination.redis_store import RedisStore
 from tests.coordination.redis_topologies import (
     RedisProcess,
@@ -45,13 +48,14 @@ class Fleet:
     def __init__(self, connect: Callable[[], Any], namespace: str = "topo") -> None:
         self._connect = connect
         self.namespace = namespace
-        self.stores: list[RedisStore] = []
+        self.stores: list[FailoverStore] = []
         self.clients: list[Any] = []
 
-    def store(self, **options: Any) -> RedisStore:
+    def store(self, **options: Any) -> FailoverStore:
         client = self._connect()
         self.clients.append(client)
-        store = RedisStore(client, namespace=self.namespace, call_timeout_s=TIMEOUT_S, **options)
+        shared = RedisStore(client, namespace=self.namespace, call_timeout_s=TIMEOUT_S, **options)
+        store = FailoverStore(shared, InMemoryStore(replica_id=shared.replica_id))
         self.stores.append(store)
         return store
 
@@ -94,10 +98,10 @@ async def exercise(fleet: Fleet) -> None:
     assert not a.degraded
     assert not b.degraded
     await a.heartbeat()
-    assert a.members == sorted([a.replica_id, b.replica_id])
+    assert a.live_members() == sorted([a.replica_id, b.replica_id])
 
     # concurrent picks from two replicas never double-book: the spread is exact
-    async def one(store: RedisStore) -> Any:
+    async def one(store: FailoverStore) -> Any:
         return await store.pick_and_reserve(LEAST)
 
     # in concurrent waves of 12: over TLS every new pooled connection costs a fresh SSLContext in redis-py
@@ -138,16 +142,16 @@ async def exercise(fleet: Fleet) -> None:
         await dying.pick_and_reserve(LEAST)
     await b.heartbeat()
     assert sum(load.in_flight for load in b.cached_loads(BACKENDS).values()) == 3
-    assert len(b.members) == 3
+    assert len(b.live_members()) == 3
     await asyncio.sleep(0.4)
     await b.heartbeat()
     assert sum(load.in_flight for load in b.cached_loads(BACKENDS).values()) == 0
-    assert b.members == sorted([a.replica_id, b.replica_id])
+    assert b.live_members() == sorted([a.replica_id, b.replica_id])
 
     # leaving takes the replica out of the fleet at once
     await a.close()
     await b.heartbeat()
-    assert b.members == [b.replica_id]
+    assert b.live_members() == [b.replica_id]
     assert not any(store.degraded for store in (a, b))
 
 
@@ -171,16 +175,16 @@ async def test_acl_user_from_url_and_password_override(
 
     # the user in the URL, the password from the override; the override wins over a password in the URL
     for url in (f"redis://gw@{base}", f"redis://gw:stale@{base}"):
-        override = fleets(lambda url=url: redis_client(url, password="secret", timeout_s=TIMEOUT_S))
+        override = fleets(functools.partial(redis_client, url, password="secret", timeout_s=TIMEOUT_S))
         await exercise(override)
         assert await override.clients[0].acl_whoami() == "gw"
 
     # a wrong password: no exception out of start(); the store serves degraded and logs why
     store = fleets(lambda: redis_client(f"redis://gw:wrong@{base}", timeout_s=TIMEOUT_S)).store()
-    with caplog.at_level(logging.WARNING, logger="coordination.redis_store"):
+    with caplog.at_level(logging.WARNING, logger="coordination.failover"):
         await store.start()
     assert store.degraded
-    assert "redis unavailable at start, serving degraded" in caplog.text
+    assert "redis start failed, serving degraded" in caplog.text
     assert "AuthenticationError: invalid username-password pair" in caplog.text
     pick, _ = await store.pick_and_reserve(LEAST)  # still routes, on its own view
     assert pick.backend_id in BACKENDS
@@ -217,7 +221,7 @@ async def test_tls_with_the_ca_and_client_certificate_in_the_url(
 
     # the certificate is really verified: without the CA (system trust only) the store goes degraded
     store = fleets(lambda: redis_client(f"rediss://127.0.0.1:{one_way}/0", timeout_s=TIMEOUT_S)).store()
-    with caplog.at_level(logging.WARNING, logger="coordination.redis_store"):
+    with caplog.at_level(logging.WARNING, logger="coordination.failover"):
         await store.start()
     assert store.degraded
     assert "certificate verify failed" in caplog.text
@@ -300,7 +304,7 @@ async def test_cluster_runs_every_script_on_the_fleets_slot(
     for server in servers:
         server.stop()
     store = fleets(lambda: redis_client(f"redis://127.0.0.1:{ports[0]}", cluster=True, timeout_s=TIMEOUT_S)).store()
-    with caplog.at_level(logging.WARNING, logger="coordination.redis_store"):
+    with caplog.at_level(logging.WARNING, logger="coordination.failover"):
         await store.start()
         pick, _ = await store.pick_and_reserve(LEAST)
         assert await store.exchange("backends", {"a": b"mine"}) == {"a": b"mine"}

@@ -1,4 +1,4 @@
-"""One contract, two stores: the in-process store and the Redis store (a real Redis) behave alike."""
+"""One contract, every store: in process, Redis (a real one) and Redis behind the failover wrapper behave alike."""
 
 import asyncio
 import random
@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 
 from coordination import InMemoryStore, Observation, OverCapacity, PickRequest, ScoreLine, evaluate
 from coordination.base import CoordinationStore
+from coordination.failover import FailoverStore
 from coordination.redis_store import RedisStore
 
 BACKENDS = ("a", "b", "c")
@@ -17,19 +18,23 @@ LEAST = PickRequest(tuple(ScoreLine(b, 0.0, per_in_flight=1.0) for b in BACKENDS
 StoreFactory = Callable[[], CoordinationStore]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=["memory", pytest.param("redis", marks=pytest.mark.redis), pytest.param("failover", marks=pytest.mark.redis)]
+)
 async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
     """Yields a factory: stores made by it share one fleet (one Redis), like replicas do."""
     made: list[CoordinationStore] = []
     clients: list[aioredis.Redis] = []
     shared_memory = InMemoryStore()
-    if request.param == "redis":
+    if request.param in ("redis", "failover"):
         url = request.getfixturevalue("clean_redis_url")
+        wrapped = request.param == "failover"
 
         def factory() -> CoordinationStore:
             client = aioredis.Redis.from_url(url)
             clients.append(client)
-            store = RedisStore(client, namespace="test", call_timeout_s=2.0)
+            shared = RedisStore(client, namespace="test", call_timeout_s=2.0)
+            store: CoordinationStore = FailoverStore(shared, InMemoryStore()) if wrapped else shared
             made.append(store)
             return store
     else:
