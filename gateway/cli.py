@@ -86,7 +86,8 @@ def run_granian(config: GatewayConfig) -> None:
 
 
 def _prepare_multiprocess_metrics() -> None:
-    """Workers' metrics add up only through prometheus-client's multiprocess directory (FACTS-proxy.md)."""
+    """Workers' metrics add up only through prometheus-client's multiprocess directory
+    (docs/proxy-path-costs.md)."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         # Stale files from a previous run would add up too. Empty it rather than re-create it: it may be a

@@ -381,6 +381,25 @@ ROUTING = Dashboard(
                     max=1,
                 ),
                 Panel(
+                    "Routing plugin time p99",
+                    "99th percentile of the time each routing plugin (filter, scorer, picker) takes per "
+                    "request, by extension point and plugin name.",
+                    "A plugin over ~100 us is worth a look on the hot path: a scorer reading every backend of a "
+                    "large fleet, or prefix hashing of long prompts.",
+                    [
+                        (
+                            quantile(
+                                0.99,
+                                "gateway_routing_plugin_duration_seconds",
+                                "",
+                                "extension_point, plugin_name",
+                            ),
+                            "{{extension_point}} {{plugin_name}}",
+                        )
+                    ],
+                    unit="s",
+                ),
+                Panel(
                     "In-flight per backend",
                     "Requests the gateway fleet has open on each backend now (reservations in the coordination store).",
                     "In-flight that stays up with no traffic: reservations not released (a replica died "

@@ -1,8 +1,8 @@
 """Structured logs: one JSON object per line, carrying the request and trace ids when there are any.
 
 ``configure_logging`` installs the formatter on the root logger; ``request_line`` is the one line a
-request writes when it ends (the success path logs nothing else: FACTS-proxy.md measured what per-request
-log lines cost). Client libraries that log every call at INFO are turned down to WARNING.
+request writes when it ends (the success path logs nothing else: docs/proxy-path-costs.md measures what
+per-request log lines cost). Client libraries that log every call at INFO are turned down to WARNING.
 """
 
 from __future__ import annotations

@@ -29,7 +29,13 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        self._requests(self.registry)
+        self._upstream(self.registry)
+        self._prefix(self.registry)
+        self._admission(self.registry)
+        self._routing(self.registry)
+
+    def _requests(self, r: CollectorRegistry) -> None:
         self.requests = Counter(
             "gateway_requests",
             "Requests answered, by model, backend ('none' when the gateway answered itself), status, priority.",
@@ -57,6 +63,8 @@ class GatewayMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0),
             registry=r,
         )
+
+    def _upstream(self, r: CollectorRegistry) -> None:
         self.upstream_errors = Counter(
             "gateway_upstream_errors",
             "Failed upstream attempts by backend and kind (connect, timeout, status_5xx).",
@@ -73,6 +81,8 @@ class GatewayMetrics:
             buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
             registry=r,
         )
+
+    def _prefix(self, r: CollectorRegistry) -> None:
         self.prefix_predicted = Counter(
             "gateway_prefix_predicted_cached_tokens",
             "Cached prompt tokens the router predicted (matched prefix blocks), summed over requests.",
@@ -89,6 +99,8 @@ class GatewayMetrics:
             buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0),
             registry=r,
         )
+
+    def _admission(self, r: CollectorRegistry) -> None:
         self.admitted = Counter(
             "gateway_admission_admitted", "Requests admitted, by priority.", ["priority"], registry=r
         )
@@ -108,13 +120,14 @@ class GatewayMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+
+    def _routing(self, r: CollectorRegistry) -> None:
         self.routing_decisions = Counter(
             "gateway_routing_decisions",
             "Routing decisions by policy, reason and chosen backend.",
             ["policy", "reason", "backend"],
             registry=r,
         )
-
         self.plugin_duration = Histogram(
             "gateway_routing_plugin_duration_seconds",
             "Time spent in each routing plugin per request, by extension point (filter, scorer, picker), "

@@ -65,13 +65,17 @@ async def test_span_tree_attributes_and_propagation(traced, stream: bool) -> Non
     for span in spans.values():
         assert f"{span.context.trace_id:032x}" == CLIENT_TRACE_ID
     for child in ("admission", "route", "upstream"):
-        assert spans[child].parent is not None
-        assert spans[child].parent.span_id == root.context.span_id
+        parent = spans[child].parent
+        assert parent is not None
+        assert root.context is not None
+        assert parent.span_id == root.context.span_id
     attrs = root.attributes or {}
     assert attrs["gen_ai.request.model"] == model
     assert attrs["gen_ai.operation.name"] == "chat"
     assert attrs["gen_ai.usage.output_tokens"] == 3
-    assert attrs["gen_ai.usage.input_tokens"] > 0
+    input_tokens = attrs["gen_ai.usage.input_tokens"]
+    assert isinstance(input_tokens, int)
+    assert input_tokens > 0
     assert attrs["gateway.priority"] == "high"
     assert attrs["http.response.status_code"] == 200
     route = spans["route"].attributes or {}
