@@ -52,7 +52,7 @@ def test_dead_backend_connect_error_retries_then_ejects(tmp_path: Path) -> None:
     ):
         servers = [good[0], SimServer("doomed", doomed.servers[0].url, good[0].model)]
         # slow active health, so only the passive path (connect errors) can notice the death in time
-        health = {"interval_s": 30, "consecutive_errors": 2, "max_ejection_percent": 50}
+        health: dict[str, float] = {"interval_s": 30, "consecutive_errors": 2, "max_ejection_percent": 50}
         with gateway(gateway_toml(servers, free_port(), policy="round_robin", health=health), tmp_path) as url:
             doomed.kill()
             responses = [chat(url, good[0].model) for _ in range(8)]

@@ -5,6 +5,7 @@ import time
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.processes import SimServer
@@ -19,7 +20,7 @@ def client(gateway_url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="unused", max_retries=0, timeout=30)
 
 
-def messages(user: str = "Say hello.") -> list[dict[str, str]]:
+def messages(user: str = "Say hello.") -> list[ChatCompletionMessageParam]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 

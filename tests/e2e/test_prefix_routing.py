@@ -1,6 +1,6 @@
 """The prefix policy end to end: affinity, predicted vs actual cached tokens, the usage the client sees."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import httpx
 import openai
@@ -25,7 +25,7 @@ def metric(url: str, name: str) -> float:
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
 
 
-def route(headers: httpx.Headers) -> dict[str, str]:
+def route(headers: Mapping[str, str]) -> dict[str, str]:
     return dict(part.split("=", 1) for part in headers["x-gateway-route"].split("; "))
 
 

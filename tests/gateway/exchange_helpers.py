@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 
 from coordination import CoordinationStore, InMemoryStore
@@ -19,6 +19,7 @@ from gateway.app import create_app
 from gateway.config import (
     AdmissionConfig,
     BackendConfig,
+    CoordinationConfig,
     FleetConfig,
     GatewayConfig,
     HealthConfig,
@@ -52,8 +53,11 @@ def stream(tokens: int = 3, **reply: Any) -> MockReply:
     return MockReply(200, chunks, {"content-type": "text/event-stream"}, **reply)
 
 
-def config(backends: int = 2, policy: str = "round_robin", **admission: Any) -> GatewayConfig:
+def config(
+    backends: int = 2, policy: str = "round_robin", redis_url: str | None = None, **admission: Any
+) -> GatewayConfig:
     return GatewayConfig(
+        coordination=CoordinationConfig(redis_url=redis_url),
         fleet=FleetConfig(
             backends=[BackendConfig(id=f"b{i}", url=f"http://b{i}.invalid", models=[MODEL]) for i in range(backends)],
             health=HealthConfig(interval_s=3600, healthy_threshold=1, consecutive_errors=100),
@@ -70,7 +74,7 @@ def idle() -> EngineStats:
 @dataclass
 class Gateway:
     app: Litestar
-    client: AsyncTestClient[Litestar]
+    client: httpx.AsyncClient
     transport: MockTransport
     state: GatewayState
     registry: CollectorRegistry
@@ -92,13 +96,18 @@ class Gateway:
 async def gateway(
     handler: Handler, cfg: GatewayConfig | None = None, store: CoordinationStore | None = None
 ) -> AsyncIterator[Gateway]:
-    """A gateway whose backends are all healthy and idle, answering through ``handler``."""
+    """A gateway whose backends are all healthy and idle, answering through ``handler``; its store is
+    ``store``, an ``InMemoryStore``, or (``store=None`` with a Redis URL configured) the configured one."""
+    cfg = cfg or config()
+    if store is None and cfg.coordination.redis_url is None:
+        store = InMemoryStore()
     transport = MockTransport(handler)
     metrics = GatewayMetrics()
-    app = create_app(
-        cfg or config(), rng=random.Random(1), transport=transport, metrics=metrics, store=store or InMemoryStore()
-    )
-    async with AsyncTestClient(app=app) as client:
+    app = create_app(cfg, rng=random.Random(1), transport=transport, metrics=metrics, store=store)
+    # One event loop for the test, the app and its lifespan: litestar's AsyncTestClient runs the app in a
+    # portal thread and blocks the caller, so two requests in flight at once would deadlock.
+    asgi = httpx.ASGITransport(app=app)
+    async with app.lifespan(), httpx.AsyncClient(transport=asgi, base_url="http://gateway.test") as client:
         gw = Gateway(app, client, transport, app.state[STATE_KEY], metrics.registry)
         gw.mark_scraped()
         yield gw

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Sequence
 
 from coordination import BackendLoad, InMemoryStore
@@ -188,3 +189,29 @@ async def test_no_healthy_backend_is_503_with_retry_after() -> None:
         response = await gw.client.post("/v1/chat/completions", json=CHAT)
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_degraded_coordination_serves_and_keeps_prefix_affinity_locally() -> None:
+    """Redis unreachable from the start: every request is served from the replica's own state, and a
+    prefix it has seen still draws the next request that shares it."""
+    cfg = config(backends=4, policy="prefix", redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+    long_chat = {"model": MODEL, "messages": [{"role": "system", "content": "You are terse. " * 200}]}
+    async with gateway(lambda r: completion(), cfg, store=None) as gw:
+        assert gw.state.store.degraded
+        first = await gw.client.post("/v1/chat/completions", json=long_chat)
+        assert first.status_code == 200
+        assert route(first.headers)["cached_blocks"] == "0"
+        again = {**long_chat, "messages": [*long_chat["messages"], {"role": "user", "content": "and more"}]}
+        second = await gw.client.post("/v1/chat/completions", json=again)
+        assert second.status_code == 200
+        assert second.headers["x-gateway-backend"] == first.headers["x-gateway-backend"]
+        assert int(route(second.headers)["cached_blocks"]) > 0
+        metrics = await gw.client.get("/metrics")
+        assert "gateway_coordination_degraded 1.0" in metrics.text
+        assert await gw.in_flight() == dict.fromkeys(("b0", "b1", "b2", "b3"), 0)
