@@ -106,7 +106,7 @@ async def gateway(
     app = create_app(cfg, rng=random.Random(1), transport=transport, metrics=metrics, store=store)
     # One event loop for the test, the app and its lifespan: litestar's AsyncTestClient runs the app in a
     # portal thread and blocks the caller, so two requests in flight at once would deadlock.
-    asgi = httpx.ASGITransport(app=app)
+    asgi = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # litestar types its ASGI callable narrower
     async with app.lifespan(), httpx.AsyncClient(transport=asgi, base_url="http://gateway.test") as client:
         gw = Gateway(app, client, transport, app.state[STATE_KEY], metrics.registry)
         gw.mark_scraped()
