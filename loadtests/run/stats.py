@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from loadtests.run.loadgen import PhaseResult, RequestRecord
 from loadtests.run.scrape import BackendCounters, GatewayCounters
@@ -110,6 +110,149 @@ def _ms(seconds: float | None, time_scale: float) -> float | None:
     return None if seconds is None else seconds / time_scale * 1000.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcomes:
+    """A phase's requests split by how they ended (errors: neither ok, shed nor cancelled)."""
+
+    records: Sequence[RequestRecord]
+    ok: list[RequestRecord]
+    shed: list[RequestRecord]
+    cancelled: list[RequestRecord]
+    errors: list[RequestRecord]
+
+    @classmethod
+    def split(cls, records: Sequence[RequestRecord]) -> _Outcomes:
+        return cls(
+            records=records,
+            ok=[r for r in records if r.ok],
+            shed=[r for r in records if r.shed],
+            cancelled=[r for r in records if r.cancelled],
+            errors=[r for r in records if not r.ok and not r.shed and not r.cancelled],
+        )
+
+
+class _Counts(TypedDict):
+    requests: int
+    ok: int
+    errors: int
+    cancelled: int
+    shed: int
+    shed_rate: float
+    shed_rate_high: float | None
+    shed_rate_normal: float | None
+    shed_rate_low: float | None
+
+
+class _Latencies(TypedDict):
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    ttft_p99_ms: float | None
+    e2e_p50_ms: float | None
+    e2e_p95_ms: float | None
+    ttft_p95_ms_high: float | None
+    ttft_p95_ms_normal: float | None
+    ttft_p95_ms_low: float | None
+
+
+class _Caching(TypedDict):
+    prefix_hit_rate: float | None
+    usage_cached_rate: float | None
+    preemptions: int
+    backend_max_share: float | None
+
+
+def _shed_share(records: Sequence[RequestRecord]) -> float | None:
+    """The share of ``records`` shed (429); None for no records."""
+    return sum(1 for r in records if r.shed) / len(records) if records else None
+
+
+def _counts(out: _Outcomes) -> _Counts:
+    by_priority = {p: _shed_share([r for r in out.records if r.priority == p]) for p in PRIORITIES}
+    return _Counts(
+        requests=len(out.records),
+        ok=len(out.ok),
+        errors=len(out.errors),
+        cancelled=len(out.cancelled),
+        shed=len(out.shed),
+        shed_rate=len(out.shed) / len(out.records) if out.records else 0.0,
+        shed_rate_high=by_priority["high"],
+        shed_rate_normal=by_priority["normal"],
+        shed_rate_low=by_priority["low"],
+    )
+
+
+def _ttft_p95_ms(ok: Sequence[RequestRecord], priority: str, time_scale: float) -> float | None:
+    return _ms(percentile([r.ttft for r in ok if r.ttft is not None and r.priority == priority], 95), time_scale)
+
+
+def _latencies(ok: Sequence[RequestRecord], time_scale: float) -> _Latencies:
+    ttfts = [r.ttft for r in ok if r.ttft is not None]
+    e2es = [r.e2e for r in ok if r.e2e is not None]
+    return _Latencies(
+        ttft_p50_ms=_ms(percentile(ttfts, 50), time_scale),
+        ttft_p95_ms=_ms(percentile(ttfts, 95), time_scale),
+        ttft_p99_ms=_ms(percentile(ttfts, 99), time_scale),
+        e2e_p50_ms=_ms(percentile(e2es, 50), time_scale),
+        e2e_p95_ms=_ms(percentile(e2es, 95), time_scale),
+        ttft_p95_ms_high=_ttft_p95_ms(ok, "high", time_scale),
+        ttft_p95_ms_normal=_ttft_p95_ms(ok, "normal", time_scale),
+        ttft_p95_ms_low=_ttft_p95_ms(ok, "low", time_scale),
+    )
+
+
+def _delivered(phase: PhaseResult, ok: Sequence[RequestRecord]) -> tuple[float, float, int]:
+    """(window wall seconds, output tokens, requests done) over the throughput window (see the module doc)."""
+    if phase.closed_loop and phase.issue_window_s > 0:
+        window = phase.issue_window_s
+        done_in_window = sum(1 for r in ok if r.end is not None and r.end <= window)
+        return window, tokens_in_window(phase.records, window), done_in_window
+    # open loop (or a single request): everything delivered, over the whole phase
+    return phase.wall_s, float(sum(r.completion_tokens for r in ok)), len(ok)
+
+
+def _throughput(
+    phase: PhaseResult, ok: Sequence[RequestRecord], time_scale: float
+) -> tuple[float | None, float | None]:
+    """(output tokens, requests done) per simulated second over the throughput window; None for an empty one."""
+    window, tokens, done_in_window = _delivered(phase, ok)
+    sim_window = window / time_scale
+    if sim_window > 0:
+        return tokens / sim_window, done_in_window / sim_window
+    return None, None
+
+
+def _usage_cached_rate(ok: Sequence[RequestRecord]) -> float | None:
+    prompt = sum(r.prompt_tokens for r in ok)
+    return sum(r.cached_tokens for r in ok) / prompt if prompt else None
+
+
+def _backend_max_share(ok: Sequence[RequestRecord]) -> float | None:
+    """The busiest backend's share of the ok requests."""
+    by_backend = Counter(r.backend for r in ok if r.backend)
+    return max(by_backend.values()) / len(ok) if by_backend else None
+
+
+def _caching(ok: Sequence[RequestRecord], backends: BackendCounters | None) -> _Caching:
+    return _Caching(
+        prefix_hit_rate=backends.hit_rate if backends is not None else None,
+        usage_cached_rate=_usage_cached_rate(ok),
+        preemptions=int(backends.preemptions) if backends is not None else 0,
+        backend_max_share=_backend_max_share(ok),
+    )
+
+
+def _routing_mix(gateways: GatewayCounters | None) -> str:
+    """The gateways' routing reasons as shares, most common first (``prefix:80% load:20%``)."""
+    if gateways is None or not gateways.reasons:
+        return ""
+    total = sum(gateways.reasons.values())
+    return " ".join(f"{k}:{v / total:.0%}" for k, v in gateways.reasons.most_common())
+
+
+def _notes(notes: Sequence[str], errors: Sequence[RequestRecord]) -> str:
+    return "; ".join([*notes, *([f"first error: {errors[0].error}"] if errors else [])])
+
+
 def summarize(
     *,
     cell: int,
@@ -126,36 +269,8 @@ def summarize(
     cpu: dict[str, float | None] | None = None,
     notes: Sequence[str] = (),
 ) -> CellStats:
-    recs = phase.records
-    ok = [r for r in recs if r.ok]
-    shed = [r for r in recs if r.shed]
-    cancelled = [r for r in recs if r.cancelled]
-    errors = [r for r in recs if not r.ok and not r.shed and not r.cancelled]
-    per_priority: dict[str, float | None] = {}
-    for p in PRIORITIES:
-        mine = [r for r in recs if r.priority == p]
-        per_priority[p] = sum(1 for r in mine if r.shed) / len(mine) if mine else None
-    ttfts = [r.ttft for r in ok if r.ttft is not None]
-    ttft_p95_by_priority = {
-        p: _ms(percentile([r.ttft for r in ok if r.ttft is not None and r.priority == p], 95), time_scale)
-        for p in PRIORITIES
-    }
-    e2es = [r.e2e for r in ok if r.e2e is not None]
-    if phase.closed_loop and phase.issue_window_s > 0:
-        window = phase.issue_window_s
-        tokens = tokens_in_window(recs, window)
-        done_in_window = sum(1 for r in ok if r.end is not None and r.end <= window)
-    else:  # open loop (or a single request): everything delivered, over the whole phase
-        window = phase.wall_s
-        tokens = float(sum(r.completion_tokens for r in ok))
-        done_in_window = len(ok)
-    sim_window = window / time_scale
-    prompt = sum(r.prompt_tokens for r in ok)
-    by_backend = Counter(r.backend for r in ok if r.backend)
-    routing = ""
-    if gateways is not None and gateways.reasons:
-        total = sum(gateways.reasons.values())
-        routing = " ".join(f"{k}:{v / total:.0%}" for k, v in gateways.reasons.most_common())
+    out = _Outcomes.split(phase.records)
+    tokens_per_s, requests_per_s = _throughput(phase, out.ok, time_scale)
     cpu = cpu or {}
     return CellStats(
         cell=cell,
@@ -165,26 +280,11 @@ def summarize(
         load=load,
         replicas=replicas,
         state=state,
-        requests=len(recs),
-        ok=len(ok),
-        errors=len(errors),
-        cancelled=len(cancelled),
-        shed=len(shed),
-        shed_rate=len(shed) / len(recs) if recs else 0.0,
-        shed_rate_high=per_priority["high"],
-        shed_rate_normal=per_priority["normal"],
-        shed_rate_low=per_priority["low"],
-        ttft_p50_ms=_ms(percentile(ttfts, 50), time_scale),
-        ttft_p95_ms=_ms(percentile(ttfts, 95), time_scale),
-        ttft_p99_ms=_ms(percentile(ttfts, 99), time_scale),
-        e2e_p50_ms=_ms(percentile(e2es, 50), time_scale),
-        e2e_p95_ms=_ms(percentile(e2es, 95), time_scale),
-        output_tokens_per_s=tokens / sim_window if sim_window > 0 else None,
-        requests_per_s=done_in_window / sim_window if sim_window > 0 else None,
-        prefix_hit_rate=backends.hit_rate if backends is not None else None,
-        usage_cached_rate=sum(r.cached_tokens for r in ok) / prompt if prompt else None,
-        preemptions=int(backends.preemptions) if backends is not None else 0,
-        backend_max_share=max(by_backend.values()) / len(ok) if ok and by_backend else None,
+        **_counts(out),
+        **_latencies(out.ok, time_scale),
+        output_tokens_per_s=tokens_per_s,
+        requests_per_s=requests_per_s,
+        **_caching(out.ok, backends),
         duration_s=phase.wall_s / time_scale,
         wall_s=phase.wall_s,
         stopped_by=phase.stopped_by,
@@ -194,10 +294,7 @@ def summarize(
         cpu_redis=cpu.get("redis"),
         host_cpu_busy=cpu.get("host"),
         loop_lag_p99_ms=phase.loop_lag_p99_s * 1000.0,
-        ttft_p95_ms_high=ttft_p95_by_priority["high"],
-        ttft_p95_ms_normal=ttft_p95_by_priority["normal"],
-        ttft_p95_ms_low=ttft_p95_by_priority["low"],
-        routing=routing,
-        notes="; ".join([*notes, *([f"first error: {errors[0].error}"] if errors else [])]),
-        extra={"first_errors": [r.error for r in errors[:3]]},
+        routing=_routing_mix(gateways),
+        notes=_notes(notes, out.errors),
+        extra={"first_errors": [r.error for r in out.errors[:3]]},
     )
