@@ -68,7 +68,7 @@ def create_app(
         config=config,
         fleet=fleet,
         store=store,
-        router=build_router(config.routing, rng or random.Random(), telemetry.plugin_timed),
+        router=build_router(config.routing, rng or random.Random(), telemetry.plugin_timer),
         admission=Admission(config.admission, store, clock),
         transport=transport or AiohttpTransport(config.proxy, clock),
         telemetry=telemetry,

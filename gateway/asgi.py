@@ -9,7 +9,7 @@ from __future__ import annotations
 from litestar import Litestar
 
 from gateway.app import create_app
-from gateway.config import load
+from gateway.config_loader import load
 from gateway.telemetry.logs import configure_logging
 from gateway.telemetry.tracing import Tracing
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import msgspec
 
-from gateway.config import ENV_CONFIG_FILE, ConfigError, GatewayConfig, load
+from gateway.config import ENV_CONFIG_FILE, ConfigError, GatewayConfig
+from gateway.config_loader import load
 
 
 def main(argv: list[str] | None = None) -> int:

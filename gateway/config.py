@@ -1,13 +1,15 @@
 """The gateway's configuration: one msgspec Struct tree, the single place where every key is defined.
 
-Loading runs in steps, each its own function (house rule 4):
+``parse`` is the first phase of loading (``gateway.config_loader.load`` runs all three):
 
 1. ``read_toml``: the TOML file as a plain dict;
 2. ``apply_env``: ``GATEWAY_SECTION__KEY=value`` environment overrides laid over it
    (``GATEWAY_COORDINATION__REDIS_URL=redis://...``; a value starting with ``[`` or ``{`` is JSON);
-3. ``decode``: ``msgspec.convert`` into ``GatewayConfig`` with unknown fields forbidden, so a typo fails
-   with the path of the key (``$.server.prot``);
-4. ``validate``: cross-references (unique backend ids, a known policy, a fleet source).
+3. ``decode``: ``msgspec.convert`` into ``GatewayConfig`` with unknown fields forbidden and each field's
+   constraints checked, so a typo or a bad value fails with the path of the key (``$.server.prot``).
+
+``validate`` is the last phase: cross-references no single field can state (unique backend ids, a fleet
+source). This module imports nothing of the gateway, so every other module may import it.
 
 Every failure is a ``ConfigError`` whose message names the key.
 """
@@ -19,7 +21,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -31,6 +33,10 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the offending key."""
 
 
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
@@ -38,20 +44,20 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
-    workers: int = 1
+    workers: PositiveInt = 1
     """granian worker processes; with more than one, use Redis coordination so they share state."""
-    max_body_bytes: int = 4 * 1024 * 1024
+    max_body_bytes: PositiveInt = 4 * 1024 * 1024
     """Request bodies above this are refused with 413."""
     access_log: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
 class TimeoutConfig(_Section):
-    connect_s: float = 3.0
+    connect_s: PositiveFloat = 3.0
     """TCP connect to a backend."""
-    first_byte_s: float = 300.0
+    first_byte_s: PositiveFloat = 300.0
     """Request sent -> first body byte (for a non-streamed answer, the whole generation)."""
-    between_chunks_s: float = 60.0
+    between_chunks_s: PositiveFloat = 60.0
     """Longest silence between two chunks of a streamed answer."""
 
 
@@ -68,7 +74,7 @@ class BackendConfig(_Section):
     url: str
     models: list[str] = msgspec.field(default_factory=list)
     """Models served; empty means learn them from the backend's /v1/models."""
-    weight: float = 1.0
+    weight: PositiveFloat = 1.0
 
 
 class DnsDiscoveryConfig(_Section):
@@ -81,7 +87,7 @@ class DnsDiscoveryConfig(_Section):
 
 
 class HealthConfig(_Section):
-    interval_s: float = 1.0
+    interval_s: PositiveFloat = 1.0
     """How often each backend's /metrics is scraped."""
     timeout_s: float = 1.0
     unhealthy_threshold: int = 2
@@ -102,17 +108,32 @@ class FleetConfig(_Section):
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
 
 
+class ScorerConfig(_Section):
+    type: str
+    """A registered scorer (docs/routing.md): prefix_cache, load, kv_usage, session, least_queue, system_prompt."""
+    weight: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    """How much this scorer's [0, 1] rating counts in the weighted sum."""
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    """The scorer's own parameters; each scorer module defines its keys."""
+
+
+class PresetConfig(_Section):
+    scorers: list[ScorerConfig] = msgspec.field(default_factory=list)
+    picker: Literal["max_score", "round_robin"] = "max_score"
+    """max_score: the highest weighted score at the pick wins (seeded random ties); round_robin: in turn."""
+
+
 class RoutingConfig(_Section):
     policy: str = "prefix"
-    """One of the registered policies (see docs/routing.md): prefix, round_robin, least_queue, cache_aware."""
-    params: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
-    """Per-policy parameters, keyed by policy name; each policy module defines its own keys."""
-    prefix_block_chars: int = 256
+    """A preset: built in (prefix, round_robin, least_queue, cache_aware) or defined under routing.presets."""
+    presets: dict[str, PresetConfig] = msgspec.field(default_factory=dict)
+    """Presets of the operator's own, by name; one named like a built-in replaces it."""
+    prefix_block_chars: Annotated[int, msgspec.Meta(gt=0)] = 256
     """Prefix hashing: characters per block (about 64 tokens)."""
-    prefix_max_blocks: int = 512
+    prefix_max_blocks: Annotated[int, msgspec.Meta(gt=0)] = 512
     """Prefix hashing: blocks hashed at most (longer prompts match on their first 128K characters)."""
     session_header: str | None = "x-session-id"
-    """A request header naming a session; the prefix policy keeps a session on one backend. None: off."""
+    """A request header naming a session; the session scorer keeps a session on one backend. None: off."""
 
 
 class PriorityWaits(_Section):
@@ -125,7 +146,7 @@ class AdmissionConfig(_Section):
     enabled: bool = True
     default_priority: Literal["high", "normal", "low"] = "normal"
     """Priority of requests without an ``x-priority`` header."""
-    backend_capacity: float = 64.0
+    backend_capacity: PositiveFloat = 64.0
     """Concurrent requests (running + waiting, or the fleet's in-flight) at which a backend counts as full."""
     low_threshold: float = 0.7
     """Fleet pressure (mean load / capacity over the model's backends) above which ``low`` waits or is shed."""
@@ -139,7 +160,7 @@ class AdmissionConfig(_Section):
     """Requests of one priority that may wait in one replica's queue; more are shed at once."""
     max_wait_s: PriorityWaits = msgspec.field(default_factory=PriorityWaits)
     """How long each priority may wait for capacity before it is shed."""
-    recheck_s: float = 0.1
+    recheck_s: PositiveFloat = 0.1
     """Waiting requests re-check the fleet at least this often (and whenever a request ends)."""
     retry_after_s: int = 1
     """The Retry-After header of a 429."""
@@ -162,12 +183,12 @@ class CoordinationConfig(_Section):
     """Connect to a Redis Cluster (every key of a fleet shares one hash tag, so scripts stay on one slot)."""
     namespace: str = "default"
     """Every key of one fleet shares this name (and a hash tag built from it)."""
-    lease_ttl_s: float = 10.0
+    lease_ttl_s: PositiveFloat = 10.0
     """A replica that stops heartbeating loses its reservations after this long."""
-    call_timeout_s: float = 0.25
+    call_timeout_s: PositiveFloat = 0.25
     """Every Redis call; past it the replica serves from its own view (degraded) and retries with backoff."""
     backoff_max_s: float = 5.0
-    ewma_alpha: float = 0.2
+    ewma_alpha: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.2
     """Weight of the newest TTFT/per-token latency observation in the moving averages."""
     prefix_ttl_s: float = 600.0
     """Prefix index entries older than this do not count (vLLM has likely evicted them)."""
@@ -225,7 +246,8 @@ def decode(raw: Mapping[str, Any]) -> GatewayConfig:
         raise ConfigError(f"invalid config: {e}") from e
 
 
-def validate(config: GatewayConfig, known_policies: set[str]) -> GatewayConfig:
+def validate(config: GatewayConfig) -> GatewayConfig:
+    """Cross-references no single field can state (field constraints are checked by ``decode``)."""
     fleet = config.fleet
     if not fleet.backends and fleet.dns is None:
         raise ConfigError("fleet: configure fleet.backends or fleet.dns")
@@ -236,57 +258,20 @@ def validate(config: GatewayConfig, known_policies: set[str]) -> GatewayConfig:
         seen.add(backend.id)
         if not backend.url.startswith(("http://", "https://")):
             raise ConfigError(f"fleet.backends[{i}].url: must start with http:// or https://")
-        if backend.weight <= 0:
-            raise ConfigError(f"fleet.backends[{i}].weight: must be > 0")
-    if config.routing.policy not in known_policies:
-        known = ", ".join(sorted(known_policies))
-        raise ConfigError(f"routing.policy: unknown policy {config.routing.policy!r}; known: {known}")
-    for name in config.routing.params:
-        if name not in known_policies:
-            raise ConfigError(f"routing.params.{name}: no such policy")
-    _positive(config.server.workers, "server.workers")
-    _positive(config.server.max_body_bytes, "server.max_body_bytes")
-    _positive(config.proxy.timeouts.connect_s, "proxy.timeouts.connect_s")
-    _positive(config.proxy.timeouts.first_byte_s, "proxy.timeouts.first_byte_s")
-    _positive(config.proxy.timeouts.between_chunks_s, "proxy.timeouts.between_chunks_s")
-    _positive(fleet.health.interval_s, "fleet.health.interval_s")
-    _positive(config.routing.prefix_block_chars, "routing.prefix_block_chars")
-    _positive(config.routing.prefix_max_blocks, "routing.prefix_max_blocks")
-    _positive(config.coordination.lease_ttl_s, "coordination.lease_ttl_s")
-    _positive(config.coordination.call_timeout_s, "coordination.call_timeout_s")
     url = config.coordination.redis_url
     if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("coordination.redis_url: must start with redis://, rediss:// or unix://")
     if not config.coordination.namespace:
         raise ConfigError("coordination.namespace: must not be empty")
     admission = config.admission
-    _positive(admission.backend_capacity, "admission.backend_capacity")
-    _positive(admission.recheck_s, "admission.recheck_s")
     if not 0 < admission.low_threshold <= admission.normal_threshold:
         raise ConfigError("admission.low_threshold: must be > 0 and <= admission.normal_threshold")
-    if not 0 < config.coordination.ewma_alpha <= 1:
-        raise ConfigError("coordination.ewma_alpha: must be in (0, 1]")
     return config
 
 
-def _positive(value: float, key: str) -> None:
-    if value <= 0:
-        raise ConfigError(f"{key}: must be > 0")
-
-
-def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> GatewayConfig:
-    """File (if any) + environment -> a validated config. Raises ConfigError."""
-    from gateway.routing.registry import policy_names  # the registry owns the policy names
-
+def parse(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """File (if any) + environment -> a decoded config with defaults filled in and field constraints checked."""
     environ = os.environ if environ is None else environ
     path = path or environ.get(ENV_CONFIG_FILE)
     raw = read_toml(path) if path else {}
-    config = decode(apply_env(raw, environ))
-    validate(config, policy_names())
-    from gateway.routing.registry import build_policy
-
-    try:
-        build_policy(config.routing)  # policy parameters are validated by their own module
-    except ValueError as e:
-        raise ConfigError(str(e)) from e
-    return config
+    return decode(apply_env(raw, environ))

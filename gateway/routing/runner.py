@@ -1,10 +1,20 @@
 """The routing runner: the one entry point the request path calls (``build_router`` -> ``Router``).
 
-Per attempt: ``filter`` narrows the fleet view (model, health, exclusions), ``plan`` states the choice as
-score lines the coordination store evaluates atomically with the reservation, ``decide`` turns the store's
-``Pick`` into a ``RouteDecision`` whose ``receipt`` is the ``x-gateway-route`` header.
+Per attempt: ``filter`` narrows the fleet view (model, health, exclusions); ``plan`` has every scorer rate
+every candidate, weighs and clamps the ratings, lets the picker arrange them, and compiles the result into
+the coordination store's score lines, which the store evaluates atomically with the reservation;
+``decide`` turns the store's ``Pick`` into a ``RouteDecision`` whose ``receipt`` is the ``x-gateway-route``
+header. The runner times every plugin, and it is the only routing module that speaks the store's language
+(``coordination.scoring``): plugins see features and candidates only.
 
-(Transitional: a thin adapter over ``gateway.routing.policies``.)
+Compiling: for candidate i, with ratings s_k (clamped to [0, 1] at the snapshot) and weights w_k,
+
+    S_i(n, c) = sum_k w_k * (s_ik + per_in_flight_ik * (n - n0_i) + per_cached_block_ik * c)
+
+where n is the fleet-wide in-flight count at the pick (n0_i the snapshot's) and c the leading prefix blocks
+the backend holds. The store keeps the lowest ``base + per_in_flight * n - per_cached_block * c``, so the
+line is ``-S_i``: base = -(sum w s - n0 * sum w per_in_flight), per_in_flight = -sum w per_in_flight,
+per_cached_block = sum w per_cached_block. The store's guard withholds the cached-block term.
 """
 
 from __future__ import annotations
@@ -12,14 +22,16 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from coordination.scoring import Pick, PickRequest
-from gateway.routing import types
+from coordination.scoring import DEFAULT_PREFIX_CAP, Pick, PickRequest, ScoreLine
+from gateway.routing import presets
+from gateway.routing.filters import FILTERS
+from gateway.routing.pickers import PICKERS
+from gateway.routing.plugins import Filter, Guard, Picker, Score, Scorer
 from gateway.routing.prefix import PrefixHasher
-from gateway.routing.registry import build_policy
+from gateway.routing.scorers.context import BuildContext
 from gateway.routing.types import Candidate, RequestFeatures
 
 if TYPE_CHECKING:
@@ -27,34 +39,66 @@ if TYPE_CHECKING:
     from gateway.fleet.backends import Backend
     from gateway.fleet.view import FleetView
 
-PluginTimer = Callable[[str, str, str, float], None]
-"""(extension_point, plugin_type, plugin_name, seconds): feeds gateway_routing_plugin_duration_seconds."""
+Observe = Callable[[float], None]
+PluginTimer = Callable[[str, str, str], Observe]
+"""(extension_point, plugin_type, plugin_name) -> an observer of seconds, bound once at build time; it
+feeds gateway_routing_plugin_duration_seconds."""
+
+__all__ = ["PluginTimer", "RouteDecision", "RoutePlan", "Router", "build_router"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class RoutePlan:
-    inner: types.RoutePlan
-    backends: tuple[Backend, ...]
+    """A preset's choice, stated as score lines the coordination store evaluates atomically with the reservation."""
+
+    policy: str
+    request: PickRequest
+    reasons: tuple[str, ...]
+    """Per line: the word that explains a win there."""
+    parts: tuple[Mapping[str, float], ...]
+    """Per line: the numbers that explain a win there."""
+    backends: tuple[Backend, ...] = ()
 
     def pick_request(self) -> PickRequest:
-        return self.inner.pick_request()
+        return self.request
 
     def backend(self, backend_id: str) -> Backend:
         return next(b for b in self.backends if b.id == backend_id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class RouteDecision:
     backend_id: str
     policy: str
     reason: str
-    parts: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, float] = dataclasses.field(default_factory=dict)
+    """The numbers that decided it; they go into the x-gateway-route receipt."""
     predicted_cached_tokens: int | None = None
+
+    @classmethod
+    def of(cls, plan: RoutePlan, pick: Pick, predicted_cached_tokens: int | None) -> RouteDecision:
+        """The decision for the store's pick; with prefix blocks in play, the reason says whether the cache
+        decided (``affinity``), the guard overrode it (``guarded``) or nothing was cached (``least_load``)."""
+        parts = {**plan.parts[pick.index], "in_flight": float(pick.in_flight), "score": 0.0 - pick.score}
+        reason = plan.reasons[pick.index]
+        if plan.request.prefix_blocks:
+            parts["cached_blocks"] = float(pick.cached_blocks)
+            if pick.guarded:
+                reason = "guarded"
+            elif reason == "affinity" and pick.cached_blocks == 0:
+                reason = "least_load"
+        if predicted_cached_tokens is not None:
+            parts["predicted_cached_tokens"] = float(predicted_cached_tokens)
+        return cls(pick.backend_id, plan.policy, reason, parts, predicted_cached_tokens)
 
     def receipt(self, attempts: int) -> str:
         """The x-gateway-route header: policy, reason, attempts and the numbers that decided the pick."""
         parts = "".join(f"; {k}={v:.4g}" for k, v in self.parts.items())
         return f"policy={self.policy}; reason={self.reason}; attempts={attempts}{parts}"
+
+
+def _untimed(point: str, plugin_type: str, name: str) -> Observe:
+    return lambda seconds: None
 
 
 def candidate(backend: Backend, view: FleetView) -> Candidate:
@@ -72,40 +116,103 @@ def candidate(backend: Backend, view: FleetView) -> Candidate:
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Weighted:
+    scorer: Scorer
+    weight: float
+    observe: Observe
+
+
 class Router:
-    def __init__(self, policy: types.Policy, hasher: PrefixHasher, timer: PluginTimer | None) -> None:
-        self.name = policy.name
-        self._policy = policy
+    def __init__(
+        self, name: str, scorers: Sequence[_Weighted], picker: Picker, hasher: PrefixHasher, timer: PluginTimer
+    ) -> None:
+        self.name = name
+        self._scorers = tuple(scorers)
+        self._picker = picker
         self._hasher = hasher
-        self._timer = timer
+        self._filters: tuple[tuple[Filter, Observe], ...] = tuple((f, timer("filter", f.type, f.type)) for f in FILTERS)
+        self._observe_picker = timer("picker", picker.type, picker.type)
+        self.reads = frozenset().union(*(w.scorer.reads for w in self._scorers))
+        self._guard: Guard | None = next((w.scorer.guard for w in self._scorers if w.scorer.guard), None)
 
     def prepare(self, features: RequestFeatures) -> RequestFeatures:
-        if not self._policy.uses_prefix or features.prefix_blocks:
+        """Hash the prompt's prefix blocks if, and only if, a scorer reads them."""
+        if "prefix_blocks" not in self.reads or features.prefix_blocks:
             return features
         blocks = self._hasher.blocks(features.model, features.prompt_text, features.cache_salt)
         return dataclasses.replace(features, prefix_blocks=blocks)
 
     def filter(self, features: RequestFeatures, view: FleetView, excluded: Collection[str]) -> tuple[Backend, ...]:
-        return tuple(
-            b for b in view.backends if b.id not in excluded and features.model in b.models and b.routable(view.now)
-        )
+        backends, skip = tuple(view.backends), frozenset(excluded)
+        for f, observe in self._filters:
+            start = time.perf_counter()
+            backends = f.keep(features, backends, view, skip)
+            observe(time.perf_counter() - start)
+        return backends
 
     def plan(self, features: RequestFeatures, backends: Sequence[Backend], view: FleetView) -> RoutePlan:
+        return self.plan_candidates(features, [candidate(b, view) for b in backends], tuple(backends))
+
+    def plan_candidates(
+        self, features: RequestFeatures, candidates: Sequence[Candidate], backends: tuple[Backend, ...] = ()
+    ) -> RoutePlan:
+        """Score, weigh, arrange and compile; ``candidates`` is never empty."""
+        ratings = [self._rate(w, features, candidates) for w in self._scorers]
         start = time.perf_counter()
-        inner = self._policy.plan(features, [candidate(b, view) for b in backends])
-        if self._timer is not None:
-            self._timer("scorer", self.name, self.name, time.perf_counter() - start)
-        return RoutePlan(inner, tuple(backends))
+        order, chosen = self._picker.arrange(candidates)
+        self._observe_picker(time.perf_counter() - start)
+        lines, reasons, parts, caps = [], [], [], []
+        for position, i in enumerate(order):
+            scores = [r[i] for r in ratings]
+            if chosen is None:
+                lines.append(_line(candidates[i], scores, self._scorers))
+            else:
+                lines.append(ScoreLine(candidates[i].id, 0.0 if position == chosen else 1.0))
+            reasons.append(self._picker.reason or next((s.reason for s in scores if s.reason), "score"))
+            parts.append({k: v for s in scores for k, v in s.parts.items()})
+            caps.append(min((s.prefix_cap for s in scores if s.prefix_cap), default=DEFAULT_PREFIX_CAP))
+        blocks = features.prefix_blocks if "prefix_blocks" in self.reads else ()
+        guard = self._guard
+        request = PickRequest(
+            tuple(lines),
+            blocks,
+            guard.eps if guard else None,
+            tuple(caps) if blocks else (),
+            guard.slack if guard else 0.0,
+        )
+        return RoutePlan(self.name, request, tuple(reasons), tuple(parts), backends)
+
+    def _rate(self, weighted: _Weighted, features: RequestFeatures, candidates: Sequence[Candidate]) -> Sequence[Score]:
+        start = time.perf_counter()
+        scores = weighted.scorer.score(features, candidates)
+        weighted.observe(time.perf_counter() - start)
+        return scores
 
     def decide(self, plan: RoutePlan, pick: Pick) -> RouteDecision:
-        d = types.RouteDecision.of(plan.inner, pick)
-        predicted = None
-        if plan.inner.prefix_blocks:
-            predicted = self._hasher.predicted_tokens(pick.cached_blocks)
-            d.parts["predicted_cached_tokens"] = float(predicted)
-        return RouteDecision(d.backend_id, d.policy, d.reason, d.parts, predicted)
+        predicted = self._hasher.predicted_tokens(pick.cached_blocks) if plan.request.prefix_blocks else None
+        return RouteDecision.of(plan, pick, predicted)
+
+
+def _line(candidate: Candidate, scores: Sequence[Score], scorers: Sequence[_Weighted]) -> ScoreLine:
+    value = per_in_flight = per_cached_block = 0.0
+    for score, weighted in zip(scores, scorers, strict=True):
+        value += weighted.weight * min(max(score.value, 0.0), 1.0)
+        per_in_flight += weighted.weight * score.per_in_flight
+        per_cached_block += weighted.weight * score.per_cached_block
+    base = -(value - per_in_flight * candidate.in_flight)
+    return ScoreLine(candidate.id, base, -per_in_flight, per_cached_block, candidate.queue_depth)
 
 
 def build_router(config: RoutingConfig, rng: random.Random, timer: PluginTimer | None = None) -> Router:
+    """The configured preset's plugins, built once per process; ValueError names a bad key."""
+    spec = presets.resolve(config)
+    timer = timer or _untimed
+    context = BuildContext(rng, config.prefix_block_chars)
+    scorers = []
+    for s in spec.scorers:
+        scorer = presets.build_scorer(s, context)
+        scorers.append(_Weighted(scorer, s.weight, timer("scorer", s.type, s.type)))
+    picker = PICKERS[spec.picker](rng)
     hasher = PrefixHasher(config.prefix_block_chars, config.prefix_max_blocks)
-    return Router(build_policy(config, rng), hasher, timer)
+    return Router(spec.name, scorers, picker, hasher, timer)

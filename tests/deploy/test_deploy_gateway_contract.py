@@ -23,7 +23,8 @@ from litestar.testing import AsyncTestClient
 from coordination.connect import redis_client
 from gateway.api.ops import healthz, metrics_endpoint, readyz
 from gateway.app import create_app
-from gateway.config import BackendConfig, FleetConfig, GatewayConfig, HealthConfig, load
+from gateway.config import BackendConfig, FleetConfig, GatewayConfig, HealthConfig
+from gateway.config_loader import load
 from loadtests.sim import cli as sim_cli
 from loadtests.sim.fleet import SimFleet
 from tests.deploy.manifests import (

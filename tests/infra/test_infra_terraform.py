@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from gateway.config import load
+from gateway.config_loader import load
 from tests.deploy.manifests import DEPLOY, REPO, container, find, pod_spec, render
 from tests.infra.hcl_reader import (
     INFRA,

@@ -1,30 +1,50 @@
-"""Each policy's choice on crafted fleet snapshots (no network: policies are pure)."""
+"""Each built-in preset's choice on crafted fleet snapshots (no network: plugins are pure)."""
 
+import importlib
 import random
 from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import pytest
 
-from gateway.config import RoutingConfig
+from coordination.scoring import evaluate
+from gateway.config import PresetConfig, RoutingConfig, ScorerConfig
 from gateway.routing.hashing import rendezvous_order
-from gateway.routing.registry import build_policy, policy_names
-from gateway.routing.types import Candidate, RequestFeatures, decide
+from gateway.routing.presets import BUILT_IN, SCORERS
+from gateway.routing.runner import RouteDecision, Router, build_router
+from gateway.routing.types import Candidate, RequestFeatures
 
 REQ = RequestFeatures(model="m", stream=False)
 
 
-def policy(name: str, **params: float):  # type: ignore[no-untyped-def]
-    return build_policy(RoutingConfig(policy=name, params={name: params} if params else {}), random.Random(7))
+def policy(name: str, seed: int = 7, **presets: PresetConfig) -> Router:
+    return build_router(RoutingConfig(policy=name, presets=presets), random.Random(seed))
 
 
-def test_every_registered_policy_builds_and_has_a_docstring() -> None:
-    import importlib
+def decide(
+    router: Router, request: RequestFeatures, cands: Sequence[Candidate], cached: Mapping[str, int] | None = None
+) -> RouteDecision:
+    """Plan, then evaluate as the store would, against the candidates' own in-flight counts."""
+    plan = router.plan_candidates(request, cands)
+    return router.decide(plan, evaluate(plan.pick_request(), {c.id: c.in_flight for c in cands}, cached or {}))
 
-    for name in policy_names():
-        module = importlib.import_module(f"gateway.routing.policies.{name}")
+
+def scorers(*weighted: tuple[str, float], **params: Mapping[str, float]) -> PresetConfig:
+    return PresetConfig(scorers=[ScorerConfig(type=t, weight=w, params=dict(params.get(t, {}))) for t, w in weighted])
+
+
+def test_every_scorer_has_a_documented_formula_and_declares_what_it_reads() -> None:
+    for name in SCORERS:
+        module = importlib.import_module(f"gateway.routing.scorers.{name}")
         assert name == module.TYPE
         assert module.__doc__
-        assert name in module.__doc__
+        assert f"``{name}``" in module.__doc__
+        assert "value_i" in module.__doc__
+
+
+def test_every_built_in_preset_builds_under_its_name() -> None:
+    assert set(BUILT_IN) == {"prefix", "round_robin", "least_queue", "cache_aware"}
+    for name in BUILT_IN:
         assert policy(name).name == name
 
 
@@ -35,10 +55,7 @@ def test_round_robin_takes_turns_in_id_order_from_a_random_start() -> None:
     assert picks[:3] == picks[3:]
     assert sorted(picks[:3]) == ["a", "b", "c"]
     assert "".join(picks[:3]) in "abcab" + "cabca"  # cyclic order a -> b -> c
-    starts = {
-        decide(build_policy(RoutingConfig(policy="round_robin"), random.Random(s)), REQ, cands).backend_id
-        for s in range(20)
-    }
+    starts = {decide(policy("round_robin", seed=s), REQ, cands).backend_id for s in range(20)}
     assert starts == {"a", "b", "c"}
 
 
@@ -91,7 +108,10 @@ def with_system(prompt: str | None) -> RequestFeatures:
 
 
 def test_cache_aware_same_system_prompt_same_backend_until_queue_passes_threshold() -> None:
-    ca = policy("cache_aware", queue_threshold=2)
+    ca = policy(
+        "cache_aware",
+        cache_aware=scorers(("system_prompt", 100.0), ("least_queue", 1.0), system_prompt={"queue_threshold": 2}),
+    )
     fleet = [Candidate(f"b{i}", ttft_ewma_s=0.1) for i in range(4)]
     first = decide(ca, with_system("You are a pirate."), fleet)
     assert first.reason == "affinity"
@@ -175,7 +195,8 @@ def test_prefix_policy(cands: list[Candidate], cached: dict[str, int], expected:
 
 def test_prefix_guard_stops_even_a_huge_cache_bonus() -> None:
     cands = [Candidate("a", in_flight=10), Candidate("b", in_flight=0)]
-    decision = decide(policy("prefix", cache_weight=100.0), prefixed(), cands, {"a": 10})
+    heavy = scorers(("prefix_cache", 100.0), ("load", 2.0), ("kv_usage", 0.5))
+    decision = decide(policy("prefix", prefix=heavy), prefixed(), cands, {"a": 10})
     assert (decision.backend_id, decision.reason) == ("b", "least_load")
 
 
@@ -189,7 +210,8 @@ def test_prefix_policy_session_sticks_until_overloaded() -> None:
 
 
 def test_prefix_policy_caps_index_share_by_kv_capacity() -> None:
-    plan = policy("prefix").plan(prefixed(), [Candidate("a", kv_capacity_tokens=64 * 1000), Candidate("b")])
-    caps = dict(zip((o.line.backend_id for o in plan.options), plan.prefix_caps, strict=True))
+    plan = policy("prefix").plan_candidates(prefixed(), [Candidate("a", kv_capacity_tokens=64 * 1000), Candidate("b")])
+    request = plan.pick_request()
+    caps = dict(zip((line.backend_id for line in request.lines), request.prefix_caps, strict=True))
     assert caps["a"] == 1000  # 64,000 tokens / (256 chars / 4 chars per token)
     assert caps["b"] > caps["a"]  # unknown capacity: the default cap
