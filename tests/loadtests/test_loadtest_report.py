@@ -13,8 +13,9 @@ import pytest
 from loadtests.cli import build_parser, main
 from loadtests.run.loadgen import PhaseResult, RequestRecord
 from loadtests.run.options import OptionsError, resolve
+from loadtests.run.plan import plan_cells
+from loadtests.run.progress import Progress
 from loadtests.run.report import RunInfo, csv_text, markdown
-from loadtests.run.runner import Progress, plan_cells
 from loadtests.run.scrape import BackendCounters, GatewayCounters, parse_backend, parse_gateway
 from loadtests.run.stats import CSV_COLUMNS, CellStats, percentile, summarize, tokens_in_window
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.run.loadgen import OpenLoop, arrival_times
-from loadtests.run.runner import load_spec
+from loadtests.run.plan import load_spec
 from loadtests.sim.tokenizer import count_tokens, render_chat
 from loadtests.workloads import (
     DEFAULT_TRACE,
