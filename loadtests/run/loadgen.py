@@ -59,7 +59,7 @@ class OpenLoop:
 
     Without ``use_arrivals``: Poisson arrivals at ``rate`` requests per simulated second. With it: at the
     items' own ``arrival_s`` (a trace), relative to the phase's first item, divided by ``rate_scale``
-    (``rate`` is then only the label: the mean rate that scale gives, see ``runner.load_spec``).
+    (``rate`` is then only the label: the mean rate that scale gives, see ``plan.load_spec``).
     """
 
     rate: float = 0.0
