@@ -8,7 +8,7 @@ and the reservation stay one atomic step with fresh fleet-wide counts.
 
 A score is stated at the snapshot the replica holds, plus how it moves with the two numbers only the
 store knows exactly at the moment of the pick: the backend's fleet-wide in-flight count, and the number of
-leading prefix blocks it holds. The runner clamps ``value`` to [0, 1]; the slopes carry on from there.
+leading prefix blocks it holds. The runner clamps each value to [0, 1]; the slopes carry on from there.
 """
 
 from __future__ import annotations
@@ -32,21 +32,28 @@ READABLE = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class Score:
-    """One scorer's rating of one candidate."""
+class Ratings:
+    """One scorer's ratings of every candidate, as columns in candidate order (one list per field, not one
+    object per candidate: the runner reads them for every request, over the whole fleet)."""
 
-    value: float
-    """In [0, 1] at the snapshot (the runner clamps it), higher is better."""
-    per_in_flight: float = 0.0
-    """How ``value`` moves per request the backend has in flight beyond the snapshot's count."""
+    values: Sequence[float]
+    """In [0, 1] at the snapshot (the runner clamps them), higher is better."""
+    per_in_flight: Sequence[float] | None = None
+    """How each value moves per request the backend has in flight beyond the snapshot's count (None: not)."""
     per_cached_block: float = 0.0
-    """How ``value`` moves per leading prefix block the backend holds (``value`` is at zero blocks)."""
-    reason: str | None = None
-    """A short bounded word for the route receipt if this scorer explains the pick (``affinity``, ``spill``)."""
-    parts: Mapping[str, float] = field(default_factory=dict)
-    """Numbers that explain the score; they go into the route receipt."""
-    prefix_cap: int | None = None
-    """How many prefix index entries this backend may hold (its KV capacity), if the scorer knows."""
+    """How every value moves per leading prefix block the backend holds (values are at zero blocks)."""
+    reasons: Sequence[str | None] | str | None = None
+    """A short bounded word for the route receipt where this scorer explains the pick (``affinity``,
+    ``spill``): one per candidate, or one for all."""
+    parts: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    """Named columns of the numbers that explain the ratings; the winner's go into the route receipt."""
+    prefix_caps: Sequence[int | None] | None = None
+    """How many prefix index entries each backend may hold (its KV capacity), where the scorer knows."""
+
+    def reason(self, index: int) -> str | None:
+        if self.reasons is None or isinstance(self.reasons, str):
+            return self.reasons
+        return self.reasons[index]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +97,7 @@ class Scorer(Protocol):
     guard: Guard | None
     """Set by a scorer whose ``per_cached_block`` the store must withhold from overloaded backends."""
 
-    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> Sequence[Score]: ...
+    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> Ratings: ...
 
 
 class Picker(Protocol):

@@ -22,14 +22,14 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from coordination.scoring import DEFAULT_PREFIX_CAP, Pick, PickRequest, ScoreLine
 from gateway.routing import presets
 from gateway.routing.filters import FILTERS
 from gateway.routing.pickers import PICKERS
-from gateway.routing.plugins import Filter, Guard, Picker, Score, Scorer
+from gateway.routing.plugins import Filter, Guard, Picker, Ratings, Scorer
 from gateway.routing.prefix import PrefixHasher
 from gateway.routing.scorers.context import BuildContext
 from gateway.routing.types import Candidate, RequestFeatures
@@ -53,14 +53,22 @@ class RoutePlan:
 
     policy: str
     request: PickRequest
-    reasons: tuple[str, ...]
-    """Per line: the word that explains a win there."""
-    parts: tuple[Mapping[str, float], ...]
-    """Per line: the numbers that explain a win there."""
+    order: tuple[int, ...]
+    """Per line: the candidate it scores (the picker's arrangement)."""
+    ratings: tuple[Ratings, ...]
+    """Every scorer's ratings, in preset order; the winner's reason and parts are read from them."""
+    picker_reason: str | None = None
     backends: tuple[Backend, ...] = ()
 
     def pick_request(self) -> PickRequest:
         return self.request
+
+    def explain(self, line: int) -> tuple[str, dict[str, float]]:
+        """The word and numbers that explain a win on ``line``: the picker's word, or the first scorer's in
+        preset order that has one; the parts of every scorer."""
+        i = self.order[line]
+        reason = self.picker_reason or next((w for r in self.ratings if (w := r.reason(i))), "score")
+        return reason, {k: column[i] for r in self.ratings for k, column in r.parts.items()}
 
     def backend(self, backend_id: str) -> Backend:
         return next(b for b in self.backends if b.id == backend_id)
@@ -79,8 +87,8 @@ class RouteDecision:
     def of(cls, plan: RoutePlan, pick: Pick, predicted_cached_tokens: int | None) -> RouteDecision:
         """The decision for the store's pick; with prefix blocks in play, the reason says whether the cache
         decided (``affinity``), the guard overrode it (``guarded``) or nothing was cached (``least_load``)."""
-        parts = {**plan.parts[pick.index], "in_flight": float(pick.in_flight), "score": 0.0 - pick.score}
-        reason = plan.reasons[pick.index]
+        reason, parts = plan.explain(pick.index)
+        parts |= {"in_flight": float(pick.in_flight), "score": 0.0 - pick.score}
         if plan.request.prefix_blocks:
             parts["cached_blocks"] = float(pick.cached_blocks)
             if pick.guarded:
@@ -129,6 +137,7 @@ class Router:
     ) -> None:
         self.name = name
         self._scorers = tuple(scorers)
+        self._weights = tuple(w.weight for w in self._scorers)
         self._picker = picker
         self._hasher = hasher
         self._filters: tuple[tuple[Filter, Observe], ...] = tuple((f, timer("filter", f.type, f.type)) for f in FILTERS)
@@ -158,50 +167,58 @@ class Router:
         self, features: RequestFeatures, candidates: Sequence[Candidate], backends: tuple[Backend, ...] = ()
     ) -> RoutePlan:
         """Score, weigh, arrange and compile; ``candidates`` is never empty."""
-        ratings = [self._rate(w, features, candidates) for w in self._scorers]
+        ratings = tuple(self._rate(w, features, candidates) for w in self._scorers)
         start = time.perf_counter()
         order, chosen = self._picker.arrange(candidates)
         self._observe_picker(time.perf_counter() - start)
-        lines, reasons, parts, caps = [], [], [], []
-        for position, i in enumerate(order):
-            scores = [r[i] for r in ratings]
-            if chosen is None:
-                lines.append(_line(candidates[i], scores, self._scorers))
-            else:
-                lines.append(ScoreLine(candidates[i].id, 0.0 if position == chosen else 1.0))
-            reasons.append(self._picker.reason or next((s.reason for s in scores if s.reason), "score"))
-            parts.append({k: v for s in scores for k, v in s.parts.items()})
-            caps.append(min((s.prefix_cap for s in scores if s.prefix_cap), default=DEFAULT_PREFIX_CAP))
+        if chosen is None:
+            lines = _compile(candidates, order, ratings, self._weights)
+        else:
+            lines = [ScoreLine(candidates[i].id, 0.0 if at == chosen else 1.0) for at, i in enumerate(order)]
         blocks = features.prefix_blocks if "prefix_blocks" in self.reads else ()
         guard = self._guard
         request = PickRequest(
             tuple(lines),
             blocks,
             guard.eps if guard else None,
-            tuple(caps) if blocks else (),
+            _caps(order, ratings) if blocks else (),
             guard.slack if guard else 0.0,
         )
-        return RoutePlan(self.name, request, tuple(reasons), tuple(parts), backends)
+        return RoutePlan(self.name, request, tuple(order), ratings, self._picker.reason, backends)
 
-    def _rate(self, weighted: _Weighted, features: RequestFeatures, candidates: Sequence[Candidate]) -> Sequence[Score]:
+    def _rate(self, weighted: _Weighted, features: RequestFeatures, candidates: Sequence[Candidate]) -> Ratings:
         start = time.perf_counter()
-        scores = weighted.scorer.score(features, candidates)
+        ratings = weighted.scorer.score(features, candidates)
         weighted.observe(time.perf_counter() - start)
-        return scores
+        return ratings
 
     def decide(self, plan: RoutePlan, pick: Pick) -> RouteDecision:
         predicted = self._hasher.predicted_tokens(pick.cached_blocks) if plan.request.prefix_blocks else None
         return RouteDecision.of(plan, pick, predicted)
 
 
-def _line(candidate: Candidate, scores: Sequence[Score], scorers: Sequence[_Weighted]) -> ScoreLine:
-    value = per_in_flight = per_cached_block = 0.0
-    for score, weighted in zip(scores, scorers, strict=True):
-        value += weighted.weight * min(max(score.value, 0.0), 1.0)
-        per_in_flight += weighted.weight * score.per_in_flight
-        per_cached_block += weighted.weight * score.per_cached_block
-    base = -(value - per_in_flight * candidate.in_flight)
-    return ScoreLine(candidate.id, base, -per_in_flight, per_cached_block, candidate.queue_depth)
+def _compile(
+    candidates: Sequence[Candidate], order: Sequence[int], ratings: Sequence[Ratings], weights: Sequence[float]
+) -> list[ScoreLine]:
+    """The weighted, clamped sum of the ratings as the store's lines (lowest wins, so each line is -S_i)."""
+    n = len(candidates)
+    value, slope, per_block = [0.0] * n, [0.0] * n, 0.0
+    for r, w in zip(ratings, weights, strict=True):
+        value = [acc + w * (0.0 if v < 0.0 else 1.0 if v > 1.0 else v) for acc, v in zip(value, r.values, strict=True)]
+        if r.per_in_flight is not None:
+            slope = [acc + w * d for acc, d in zip(slope, r.per_in_flight, strict=True)]
+        per_block += w * r.per_cached_block
+    out = []
+    for i in order:
+        c = candidates[i]
+        out.append(ScoreLine(c.id, slope[i] * c.in_flight - value[i], -slope[i], per_block, c.queue_depth))
+    return out
+
+
+def _caps(order: Sequence[int], ratings: Sequence[Ratings]) -> tuple[int, ...]:
+    """Per line: the tightest prefix index cap any scorer knows for that backend."""
+    columns = [r.prefix_caps for r in ratings if r.prefix_caps is not None]
+    return tuple(min((cap for col in columns if (cap := col[i])), default=DEFAULT_PREFIX_CAP) for i in order)
 
 
 def build_router(config: RoutingConfig, rng: random.Random, timer: PluginTimer | None = None) -> Router:

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import msgspec
 
-from gateway.routing.plugins import Guard, Score
+from gateway.routing.plugins import Guard, Ratings
 from gateway.routing.scorers.context import BuildContext
 from gateway.routing.types import Candidate, RequestFeatures
 
@@ -31,5 +31,6 @@ class KvUsage:
     def __init__(self, params: Params, context: BuildContext) -> None:
         pass
 
-    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> list[Score]:
-        return [Score(1.0 - c.kv_usage, parts={"kv": c.kv_usage}) for c in candidates]
+    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> Ratings:
+        usage = [c.kv_usage for c in candidates]
+        return Ratings([1.0 - u for u in usage], parts={"kv": usage})

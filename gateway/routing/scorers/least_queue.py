@@ -16,7 +16,7 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
-from gateway.routing.plugins import Guard, Score
+from gateway.routing.plugins import Guard, Ratings
 from gateway.routing.scorers.context import BuildContext
 from gateway.routing.types import Candidate, RequestFeatures
 
@@ -35,18 +35,15 @@ class LeastQueue:
     def __init__(self, params: Params, context: BuildContext) -> None:
         self._default_latency_s = params.default_latency_s
 
-    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> list[Score]:
+    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> Ratings:
         known = [c.ttft_ewma_s for c in candidates if c.ttft_ewma_s]
         fallback = sum(known) / len(known) if known else self._default_latency_s
         latencies = [c.ttft_ewma_s or fallback for c in candidates]
         costs = [(c.load + 1) * lat for c, lat in zip(candidates, latencies, strict=True)]
         top = max(costs)
-        return [
-            Score(
-                1.0 - cost / top,
-                per_in_flight=-lat / top,
-                reason="least_score",
-                parts={"queue": c.queue_depth, "latency_s": lat},
-            )
-            for c, lat, cost in zip(candidates, latencies, costs, strict=True)
-        ]
+        return Ratings(
+            [1.0 - cost / top for cost in costs],
+            per_in_flight=[-lat / top for lat in latencies],
+            reasons="least_score",
+            parts={"queue": [c.queue_depth for c in candidates], "latency_s": latencies},
+        )

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import msgspec
 
-from gateway.routing.plugins import Guard, Score
+from gateway.routing.plugins import Guard, Ratings
 from gateway.routing.scorers.context import BuildContext
 from gateway.routing.types import Candidate, RequestFeatures
 
@@ -34,8 +34,12 @@ class Load:
     def __init__(self, params: Params, context: BuildContext) -> None:
         pass
 
-    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> list[Score]:
-        scale = 2.0 * (sum(c.load for c in candidates) / len(candidates) + 1.0)
-        return [
-            Score(1.0 - c.load / scale, per_in_flight=-1.0 / scale, parts={"queue": c.queue_depth}) for c in candidates
-        ]
+    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> Ratings:
+        loads = [c.load for c in candidates]
+        scale = 2.0 * (sum(loads) / len(loads) + 1.0)
+        slope = -1.0 / scale
+        return Ratings(
+            [1.0 + load * slope for load in loads],
+            per_in_flight=[slope] * len(loads),
+            parts={"queue": [c.queue_depth for c in candidates]},
+        )

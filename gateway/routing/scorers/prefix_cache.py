@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from gateway.routing.plugins import Guard, GuardParams, Score
+from gateway.routing.plugins import Guard, GuardParams, Ratings
 from gateway.routing.prefix import CHARS_PER_TOKEN
 from gateway.routing.scorers.context import BuildContext
 from gateway.routing.types import Candidate, RequestFeatures
@@ -35,15 +35,15 @@ class PrefixCache:
         self.guard: Guard | None = params.guard()
         self._block_tokens = context.prefix_block_chars / CHARS_PER_TOKEN
 
-    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> list[Score]:
+    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> Ratings:
         blocks = len(request.prefix_blocks)
-        per_block = 1.0 / blocks if blocks else 0.0
-        reason = "affinity" if blocks else "least_load"
-        parts = {"blocks": float(blocks)}
-        return [
-            Score(0.0, per_cached_block=per_block, reason=reason, parts=parts, prefix_cap=self._cap(c))
-            for c in candidates
-        ]
+        return Ratings(
+            [0.0] * len(candidates),
+            per_cached_block=1.0 / blocks if blocks else 0.0,
+            reasons="affinity" if blocks else "least_load",
+            parts={"blocks": [float(blocks)] * len(candidates)},
+            prefix_caps=[self._cap(c) for c in candidates] if blocks else None,
+        )
 
     def _cap(self, candidate: Candidate) -> int | None:
         if not candidate.kv_capacity_tokens:

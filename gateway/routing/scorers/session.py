@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from gateway.routing.hashing import rendezvous_order
-from gateway.routing.plugins import Guard, GuardParams, Score
+from gateway.routing.plugins import Guard, GuardParams, Ratings
 from gateway.routing.scorers.context import BuildContext
 from gateway.routing.types import Candidate, RequestFeatures
 
@@ -30,9 +30,10 @@ class Session:
     def __init__(self, params: Params, context: BuildContext) -> None:
         self._guard = params.guard()
 
-    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> list[Score]:
-        home = None
-        if request.session_id:
-            home = rendezvous_order(request.session_id, [(c.id, c.weight) for c in candidates])[0]
+    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> Ratings:
+        if not request.session_id:
+            return Ratings([0.0] * len(candidates))
+        home = rendezvous_order(request.session_id, [(c.id, c.weight) for c in candidates])[0]
         limit = self._guard.limit(candidates)
-        return [Score(1.0, reason="session") if c.id == home and c.load <= limit else Score(0.0) for c in candidates]
+        kept = [c.id == home and c.load <= limit for c in candidates]
+        return Ratings([1.0 if k else 0.0 for k in kept], reasons=["session" if k else None for k in kept])

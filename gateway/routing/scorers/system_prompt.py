@@ -17,7 +17,7 @@ from typing import Annotated, ClassVar
 import msgspec
 
 from gateway.routing.hashing import rendezvous_order, stable_hash64
-from gateway.routing.plugins import Guard, Score
+from gateway.routing.plugins import Guard, Ratings
 from gateway.routing.scorers.context import BuildContext
 from gateway.routing.types import Candidate, RequestFeatures
 
@@ -36,12 +36,14 @@ class SystemPrompt:
     def __init__(self, params: Params, context: BuildContext) -> None:
         self._threshold = params.queue_threshold
 
-    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> list[Score]:
+    def score(self, request: RequestFeatures, candidates: Sequence[Candidate]) -> Ratings:
+        nothing = [0.0] * len(candidates)
         if not request.system_prompt:
-            return [Score(0.0, reason="no_system_prompt") for _ in candidates]
+            return Ratings(nothing, reasons="no_system_prompt")
         key = f"{stable_hash64(request.system_prompt):016x}"
         preferred = rendezvous_order(key, [(c.id, c.weight) for c in candidates])[0]
         home = next(c for c in candidates if c.id == preferred)
         if home.queue_depth > self._threshold:
-            return [Score(0.0, reason="spill") for _ in candidates]
-        return [Score(1.0, reason="affinity") if c.id == preferred else Score(0.0) for c in candidates]
+            return Ratings(nothing, reasons="spill")
+        chosen = [c.id == preferred for c in candidates]
+        return Ratings([1.0 if k else 0.0 for k in chosen], reasons=["affinity" if k else None for k in chosen])

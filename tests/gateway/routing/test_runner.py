@@ -160,7 +160,7 @@ def test_the_store_picks_the_highest_weighted_clamped_score() -> None:
         ratings = [s.score(REQ, cands) for s, _ in scorers]
         weights = [w for _, w in scorers]
         totals = [
-            sum(w * min(max(r[i].value, 0.0), 1.0) for r, w in zip(ratings, weights, strict=True))
+            sum(w * min(max(r.values[i], 0.0), 1.0) for r, w in zip(ratings, weights, strict=True))
             for i in range(len(cands))
         ]
         assert totals[[c.id for c in cands].index(pick.backend_id)] == pytest.approx(max(totals))
