@@ -42,6 +42,15 @@ def test_every_scorer_has_a_documented_formula_and_declares_what_it_reads() -> N
         assert "value_i" in module.__doc__
 
 
+def test_every_plugin_reads_only_names_the_runner_knows() -> None:
+    from gateway.routing.filters import FILTERS
+    from gateway.routing.plugins import READABLE
+
+    declared = [f.reads for f in FILTERS] + [factory.reads for _, factory in SCORERS.values()]  # type: ignore[attr-defined]
+    assert all(reads <= READABLE for reads in declared)
+    assert all(reads for reads in declared[len(FILTERS) :])  # a scorer that reads nothing rates nothing
+
+
 def test_every_built_in_preset_builds_under_its_name() -> None:
     assert set(BUILT_IN) == {"prefix", "round_robin", "least_queue", "cache_aware"}
     for name in BUILT_IN:
