@@ -9,6 +9,8 @@ import json
 import socket
 from collections.abc import Sequence
 
+import msgspec
+
 from coordination import BackendLoad, InMemoryStore
 from gateway.upstream import MockReply, MockRequest, UpstreamConnectError
 from tests.gateway.exchange_helpers import (
@@ -215,3 +217,21 @@ async def test_degraded_coordination_serves_and_keeps_prefix_affinity_locally() 
         metrics = await gw.client.get("/metrics")
         assert "gateway_coordination_degraded 1.0" in metrics.text
         assert await gw.in_flight() == dict.fromkeys(("b0", "b1", "b2", "b3"), 0)
+
+
+async def test_connect_errors_in_a_row_eject_the_backend_from_routing() -> None:
+    cfg = config(backends=3)
+    health = msgspec.structs.replace(cfg.fleet.health, consecutive_errors=2, base_ejection_s=60.0)
+    cfg = msgspec.structs.replace(cfg, fleet=msgspec.structs.replace(cfg.fleet, health=health))
+    replies: dict[str, MockReply | Exception] = {
+        "b0": UpstreamConnectError("refused"),
+        "b1": completion(),
+        "b2": completion(),
+    }
+    async with gateway(by_backend(replies), cfg) as gw:
+        for _ in range(12):
+            assert (await gw.client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+        tried_b0 = [r.backend_id for r in gw.transport.requests].count("b0")
+        assert tried_b0 == 2  # two errors in a row eject it; round robin never offers it again while ejected
+        assert not gw.state.fleet.backends["b0"].routable(gw.state.clock())
+        assert gw.sample("gateway_upstream_errors_total", backend="b0", kind="connect") == 2
