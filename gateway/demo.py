@@ -1,92 +1,92 @@
 """``gateway demo``: simulated vLLM backends and one gateway, on this machine, with in-process state.
 
 The simulator runs as a child process (``loadtest sim``) so that the gateway runs exactly as it does in
-production (``gateway serve`` under granian); Ctrl-C stops both.
+production (``gateway serve`` under granian); Ctrl-C stops the gateway, and on the way out the simulator
+and any extra replicas are stopped by process group (they run in sessions of their own, so the terminal's
+Ctrl-C does not reach them, and their children go too). Processes are the harness's (``loadtests.harness``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.config import ENV_CONFIG_FILE, load
+from gateway.config import (
+    ENV_CONFIG_FILE,
+    CoordinationConfig,
+    FleetConfig,
+    GatewayConfig,
+    RoutingConfig,
+    ServerConfig,
+)
+from gateway.config_loader import load
+from loadtests.harness.gateway import GatewayServer, backend_configs, start_gateway
+from loadtests.harness.gateway_toml import write_config
+from loadtests.harness.process_group import StartError
+from loadtests.harness.simulator import SimBackend, Simulator, start_simulator
 
 SIM_START_TIMEOUT_S = 60
 
 
-@dataclass(frozen=True, slots=True)
-class SimBackend:
-    id: str
-    url: str
-    model: str
+def demo_config(
+    backends: list[SimBackend], port: int, policy: str | None, redis_url: str | None = None
+) -> GatewayConfig:
+    """One replica on ``port`` over the simulated backends; shared state in Redis when a URL is given."""
+    return GatewayConfig(
+        server=ServerConfig(host="127.0.0.1", port=port),
+        routing=RoutingConfig() if policy is None else RoutingConfig(policy=policy),
+        coordination=CoordinationConfig(redis_url=redis_url, namespace="demo") if redis_url else CoordinationConfig(),
+        fleet=FleetConfig(backends=backend_configs(backends)),
+    )
 
 
-def start_simulator(backends: int, base_port: int, time_scale: float) -> tuple[subprocess.Popen[str], list[SimBackend]]:
-    command = [
-        sys.executable, "-m", "loadtests.cli", "sim",
-        "--backends", str(backends), "--base-port", str(base_port), "--time-scale", str(time_scale),
+def _start_simulator(args: argparse.Namespace) -> Simulator:
+    sim_args = [
+        "--backends", str(args.backends), "--base-port", str(args.backend_base_port),
+        "--time-scale", str(args.time_scale),
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    found: list[SimBackend] = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        words = line.split()
-        if words == ["ready"]:
-            return process, found
-        if len(words) >= 2 and words[1].startswith("http"):
-            model = next((w.split("=", 1)[1] for w in words[2:] if w.startswith("model=")), "")
-            found.append(SimBackend(words[0], words[1], model))
-    process.kill()
-    raise RuntimeError("the simulator exited before it was ready")
+    return start_simulator(sim_args, expect=args.backends, timeout_s=SIM_START_TIMEOUT_S)
 
 
-def demo_config(backends: list[SimBackend], port: int, policy: str | None, redis_url: str | None = None) -> str:
-    lines = ["[server]", 'host = "127.0.0.1"', f"port = {port}", ""]
-    if policy:
-        lines += ["[routing]", f'policy = "{policy}"', ""]
-    if redis_url:
-        lines += ["[coordination]", f'redis_url = "{redis_url}"', 'namespace = "demo"', ""]
-    for b in backends:
-        lines += ["[[fleet.backends]]", f'id = "{b.id}"', f'url = "{b.url}"', f'models = ["{b.model}"]', ""]
-    return "\n".join(lines)
+def _serve(args: argparse.Namespace, sim: Simulator, replicas: list[GatewayServer], tmp: Path) -> None:
+    """Replicas 2..N as subprocesses (ready before the first starts), then the first in this process."""
+    from gateway.cli import run_granian
+
+    configs = [demo_config(sim.backends, args.port + i, args.policy, args.redis_url) for i in range(args.replicas)]
+    first = write_config(configs[0], tmp / "demo-0.toml")
+    os.environ[ENV_CONFIG_FILE] = str(first)
+    config = load()  # the first replica runs in this process; its config fails loudly here
+    for i, other in enumerate(configs[1:], start=1):
+        replicas.append(start_gateway(other, tmp / f"demo-{i}.toml", log_path=tmp / f"demo-{i}.log"))
+    _print_usage(config.server.port, sim.backends, args.replicas)
+    run_granian(config)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from gateway.cli import run_granian
-
     if args.replicas > 1 and not args.redis_url:
         print("gateway demo: --replicas > 1 needs --redis-url (separate processes share state through Redis)")
         return 2
-    process, backends = start_simulator(args.backends, args.backend_base_port, args.time_scale)
-    replicas: list[subprocess.Popen[str]] = []
+    try:
+        sim = _start_simulator(args)
+    except StartError as e:  # the message quotes the simulator's log tail: a traceback would add nothing
+        print(f"gateway demo: {e}", file=sys.stderr)
+        return 1
+    replicas: list[GatewayServer] = []
     try:
         with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
-            paths = []
-            for i in range(args.replicas):
-                path = Path(tmp) / f"demo-{i}.toml"
-                path.write_text(demo_config(backends, args.port + i, args.policy, args.redis_url))
-                paths.append(path)
-            os.environ[ENV_CONFIG_FILE] = str(paths[0])
-            config = load()  # the first replica runs in this process; its config fails loudly here
-            for path in paths[1:]:
-                command = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)]
-                replicas.append(subprocess.Popen(command, text=True))
-            _print_usage(config.server.port, backends, args.replicas)
-            run_granian(config)
-    finally:
-        children = [*replicas, process]
-        for child in children:
-            child.terminate()
-        for child in children:
             try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+                _serve(args, sim, replicas, Path(tmp))
+            except StartError as e:  # an extra replica did not get ready
+                print(f"gateway demo: {e}", file=sys.stderr)
+                return 1
+            finally:
+                for replica in replicas:  # before the directory holding their logs goes
+                    replica.stop()
+    finally:
+        sim.stop()
     return 0
 
 

@@ -1,77 +1,63 @@
-"""Servers the end-to-end tests start as subprocesses on 127.0.0.1 free ports, stopped by PID."""
+"""Servers the end-to-end tests start: the harness's (``loadtests.harness``) as context managers.
+
+Each runs on 127.0.0.1 free ports in its own process group and is stopped by group on exit, whatever
+happened. A gateway's config is a ``GatewayConfig`` (``gateway_config``), written by encoding it.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import httpx
+import msgspec
 
-from loadtests.run.procs import free_port as free_port  # one definition, re-exported for the tests
+from gateway.config import (
+    AdmissionConfig,
+    CoordinationConfig,
+    FleetConfig,
+    GatewayConfig,
+    HealthConfig,
+    RoutingConfig,
+    ServerConfig,
+    decode,
+)
+from loadtests.harness.gateway import GatewayServer, backend_configs, start_gateway
+from loadtests.harness.gateway_toml import config_toml
+from loadtests.harness.process_group import free_port as free_port  # one definition, re-exported for the tests
+from loadtests.harness.simulator import SimBackend, Simulator, start_simulator
 
 START_TIMEOUT_S = 30.0
+TEST_HEALTH = {"interval_s": 0.2}
+"""Scrapes every 0.2 s: the tests see a backend's state change within a few hundred ms."""
 
-
-def stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-@dataclass(frozen=True)
-class SimServer:
-    id: str
-    url: str
-    model: str
+SimServer = SimBackend  # an announced simulator server: (id, url, model)
 
 
 @dataclass
 class SimProcess:
-    process: subprocess.Popen[str]
-    servers: list[SimServer]
+    sim: Simulator
+
+    @property
+    def servers(self) -> list[SimServer]:
+        return self.sim.backends
 
     def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=5)
+        """SIGKILL the simulator's process group: all its servers vanish at once."""
+        self.sim.kill()
 
 
 @contextlib.contextmanager
 def simulator_process(*args: str) -> Iterator[SimProcess]:
-    """``loadtest sim ARGS`` until it prints ``ready``; stopped (by PID) on exit whatever happened."""
-    command = [sys.executable, "-m", "loadtests.cli", "sim", *args]
-    if "--base-port" not in args:
-        command += ["--base-port", "0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    servers: list[SimServer] = []
+    """``loadtest sim ARGS`` (free ports unless ``--base-port``) until it prints ``ready``; stopped on exit."""
+    sim = start_simulator(args, timeout_s=START_TIMEOUT_S)
     try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        for line in process.stdout:
-            words = line.split()
-            if words == ["ready"]:
-                break
-            if len(words) >= 2 and words[1].startswith("http"):
-                model = next(w.split("=", 1)[1] for w in words if w.startswith("model="))
-                servers.append(SimServer(words[0], words[1], model))
-            assert time.monotonic() < deadline, "simulator did not get ready"
-        else:
-            raise AssertionError("simulator exited before it was ready")
-        yield SimProcess(process, servers)
+        yield SimProcess(sim)
     finally:
-        stop(process)
+        sim.stop()
 
 
 @contextlib.contextmanager
@@ -80,75 +66,76 @@ def simulator(*args: str) -> Iterator[list[SimServer]]:
         yield sim.servers
 
 
+def gateway_config(
+    servers: list[SimServer],
+    port: int,
+    *,
+    policy: str | None = None,
+    health: Mapping[str, float] | None = None,
+    workers: int | None = None,
+    coordination: CoordinationConfig | None = None,
+    admission: AdmissionConfig | None = None,
+) -> GatewayConfig:
+    """A gateway over these servers; health checks every 0.2 s unless ``health`` (HealthConfig keys) says
+    otherwise. ``health`` is converted by msgspec, so a misspelt key fails here."""
+    server = ServerConfig(port=port) if workers is None else ServerConfig(port=port, workers=workers)
+    return GatewayConfig(
+        server=server,
+        routing=RoutingConfig() if policy is None else RoutingConfig(policy=policy),
+        fleet=FleetConfig(
+            backends=backend_configs(servers), health=msgspec.convert({**TEST_HEALTH, **(health or {})}, HealthConfig)
+        ),
+        coordination=coordination or CoordinationConfig(),
+        admission=admission or AdmissionConfig(),
+    )
+
+
+def _merged(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out.get(key) or {}, value) if isinstance(value, Mapping) else value
+    return out
+
+
 def gateway_toml(
     servers: list[SimServer],
     port: int,
     *,
     policy: str | None = None,
-    health: dict[str, float] | None = None,
+    health: Mapping[str, float] | None = None,
     extra: str = "",
 ) -> str:
-    """A gateway config for these servers; health checks every 0.2 s unless ``health`` says otherwise."""
-    lines = ["[server]", f"port = {port}", ""]
-    if policy:
-        lines += ["[routing]", f'policy = "{policy}"', ""]
-    lines += ["[fleet.health]", *(f"{k} = {v}" for k, v in {"interval_s": 0.2, **(health or {})}.items()), ""]
-    lines += [extra, ""]
-    for s in servers:
-        lines += ["[[fleet.backends]]", f'id = "{s.id}"', f'url = "{s.url}"', f'models = ["{s.model}"]', ""]
-    return "\n".join(lines)
+    """``gateway_config`` as TOML, for callers that still lay raw TOML (``extra``) over it (tests/grafana).
+    ``extra`` is parsed and decoded into the GatewayConfig (a typo fails with its key), never pasted in."""
+    config = gateway_config(servers, port, policy=policy, health=health)
+    if extra:
+        config = decode(_merged(msgspec.to_builtins(config), tomllib.loads(extra)))
+    return config_toml(config)
 
 
-@dataclass
-class GatewayProcess:
-    url: str
-    process: subprocess.Popen[str]
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group (granian's main process and its workers), like a pod kill."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=5)
+def _as_config(config: GatewayConfig | str) -> GatewayConfig:
+    return config if isinstance(config, GatewayConfig) else decode(tomllib.loads(config))
 
 
 @contextlib.contextmanager
 def gateway_process(
-    config_toml: str, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None
-) -> Iterator[GatewayProcess]:
-    """``gateway serve`` under granian with this config, in its own process group, ready (/readyz).
-    With ``log``, the gateway's stderr (its JSON log lines) goes to that file."""
-    port = int(next(line.split("=")[1] for line in config_toml.splitlines() if line.startswith("port")))
-    path = tmp / f"gateway-{port}.toml"
-    path.write_text(config_toml)
-    stderr = open(log, "w") if log else None  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)],
-        env={**os.environ, **(env or {})},
-        text=True,
-        start_new_session=True,
-        stderr=stderr,
-    )
-    base = f"http://127.0.0.1:{port}"
+    config: GatewayConfig | str, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[GatewayServer]:
+    """``gateway serve`` under granian with this config (or ``gateway_toml`` text), ready (/readyz).
+    With ``log``, the gateway's output (its JSON log lines) goes to that file and stays there."""
+    config = _as_config(config)
+    path = tmp / f"gateway-{config.server.port}.toml"
+    server = start_gateway(config, path, env=env, log_path=log, timeout_s=START_TIMEOUT_S)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert process.poll() is None, "gateway exited at start"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "gateway did not get ready"
-            time.sleep(0.1)
-        yield GatewayProcess(base, process)
+        yield server
     finally:
-        stop(process)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # any worker left behind
-        if stderr is not None:
-            stderr.close()
+        server.stop()
 
 
 @contextlib.contextmanager
-def gateway(config_toml: str, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
+def gateway(
+    config: GatewayConfig | str, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[str]:
     """``gateway serve`` under granian with this config; yields its base URL once /readyz says ready."""
-    with gateway_process(config_toml, tmp, env, log) as g:
+    with gateway_process(config, tmp, env, log) as g:
         yield g.url

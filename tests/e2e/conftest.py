@@ -2,7 +2,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.processes import SimServer, free_port, gateway, gateway_toml, simulator
+from tests.processes import SimServer, free_port, gateway, gateway_config, simulator
 
 
 @pytest.fixture(scope="module")
@@ -14,6 +14,6 @@ def sim_pair() -> Iterator[list[SimServer]]:
 
 @pytest.fixture(scope="module")
 def gateway_url(sim_pair: list[SimServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    config = gateway_toml(sim_pair, free_port(), policy="round_robin")
+    config = gateway_config(sim_pair, free_port(), policy="round_robin")
     with gateway(config, tmp_path_factory.mktemp("gw")) as url:
         yield url

@@ -10,25 +10,22 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import SimServer, free_port, gateway, gateway_toml, simulator
+from gateway.config import AdmissionConfig, CoordinationConfig, GatewayConfig, PriorityWaits
+from tests.processes import SimServer, free_port, gateway, gateway_config, simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 # Arrivals/s per priority: 20/s offered to a fleet that serves about 13/s (8 slots, ~0.6 s per request).
 RATES = {"high": 4.0, "normal": 8.0, "low": 8.0}
 DURATION_S = 20.0
-ADMISSION = """
-[admission]
-backend_capacity = 4
-low_threshold = 0.5
-normal_threshold = 0.85
-recheck_s = 0.02
-stale_after_s = 2.0
-[admission.max_wait_s]
-high = 5.0
-normal = 1.0
-low = 0.5
-"""
+ADMISSION = AdmissionConfig(
+    backend_capacity=4,
+    low_threshold=0.5,
+    normal_threshold=0.85,
+    recheck_s=0.02,
+    stale_after_s=2.0,
+    max_wait_s=PriorityWaits(high=5.0, normal=1.0, low=0.5),
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +34,17 @@ def small_fleet() -> Iterator[list[SimServer]]:
         yield servers
 
 
-def configs(servers: list[SimServer], redis_url: str, namespace: str, n: int) -> list[str]:
-    extra = ADMISSION + f'[coordination]\nredis_url = "{redis_url}"\nnamespace = "{namespace}"\n'
+def configs(servers: list[SimServer], redis_url: str, namespace: str, n: int) -> list[GatewayConfig]:
+    coordination = CoordinationConfig(redis_url=redis_url, namespace=namespace)
     return [
-        gateway_toml(servers, free_port(), policy="least_queue", health={"interval_s": 0.1}, extra=extra)
+        gateway_config(
+            servers,
+            free_port(),
+            policy="least_queue",
+            health={"interval_s": 0.1},
+            coordination=coordination,
+            admission=ADMISSION,
+        )
         for _ in range(n)
     ]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import SimServer, free_port, gateway, gateway_toml, simulator, simulator_process
+from tests.processes import SimServer, free_port, gateway, gateway_config, simulator, simulator_process
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ def test_5xx_before_first_byte_is_retried_on_another_backend(tmp_path: Path) -> 
         simulator("--backends", "1", "--time-scale", "0.1", "--fail-rate", "1.0") as bad,
     ):
         servers = [SimServer("good", good[0].url, good[0].model), SimServer("bad", bad[0].url, bad[0].model)]
-        config = gateway_toml(servers, free_port(), policy="round_robin", health={"consecutive_errors": 1000})
+        config = gateway_config(servers, free_port(), policy="round_robin", health={"consecutive_errors": 1000})
         with gateway(config, tmp_path) as url:
             responses = [chat(url, good[0].model) for _ in range(6)]
             assert [r.status_code for r in responses] == [200] * 6
@@ -37,7 +37,7 @@ def test_5xx_before_first_byte_is_retried_on_another_backend(tmp_path: Path) -> 
 def test_only_backend_5xx_passes_through(tmp_path: Path) -> None:
     with (
         simulator("--backends", "1", "--fail-rate", "1.0") as bad,
-        gateway(gateway_toml(bad, free_port()), tmp_path) as url,
+        gateway(gateway_config(bad, free_port()), tmp_path) as url,
     ):
         response = chat(url, bad[0].model)
         assert response.status_code == 500
@@ -53,7 +53,7 @@ def test_dead_backend_connect_error_retries_then_ejects(tmp_path: Path) -> None:
         servers = [good[0], SimServer("doomed", doomed.servers[0].url, good[0].model)]
         # slow active health, so only the passive path (connect errors) can notice the death in time
         health: dict[str, float] = {"interval_s": 30, "consecutive_errors": 2, "max_ejection_percent": 50}
-        with gateway(gateway_toml(servers, free_port(), policy="round_robin", health=health), tmp_path) as url:
+        with gateway(gateway_config(servers, free_port(), policy="round_robin", health=health), tmp_path) as url:
             doomed.kill()
             responses = [chat(url, good[0].model) for _ in range(8)]
             assert [r.status_code for r in responses] == [200] * 8
@@ -67,7 +67,7 @@ def test_backend_that_comes_back_is_routed_again(tmp_path: Path) -> None:
     port = free_port()
     with simulator_process("--backends", "1", "--base-port", str(port)) as first:
         server = first.servers[0]
-        with gateway(gateway_toml([server], free_port()), tmp_path) as url:
+        with gateway(gateway_config([server], free_port()), tmp_path) as url:
             first.kill()
             deadline = time.monotonic() + 10
             while httpx.get(f"{url}/readyz").status_code == 200:

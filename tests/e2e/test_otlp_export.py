@@ -11,7 +11,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.processes import SimServer, free_port, gateway, gateway_toml
+from tests.processes import SimServer, free_port, gateway, gateway_config
 
 pytestmark = pytest.mark.e2e
 
@@ -70,7 +70,7 @@ def test_spans_are_exported_over_otlp_http_and_logs_carry_ids(
         "OTEL_SERVICE_NAME": "gateway-under-test",
     }
     log = tmp_path / "gateway.log"
-    with gateway(gateway_toml(sim_pair, free_port()), tmp_path, env=env, log=log) as url:
+    with gateway(gateway_config(sim_pair, free_port()), tmp_path, env=env, log=log) as url:
         body = {"model": sim_pair[0].model, "max_tokens": 2, "messages": [{"role": "user", "content": "trace me"}]}
         response = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"x-request-id": "otlp-1"})
         assert response.status_code == 200

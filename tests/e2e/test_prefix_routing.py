@@ -7,7 +7,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.processes import SimServer, free_port, gateway, gateway_toml
+from tests.processes import SimServer, free_port, gateway, gateway_config
 
 pytestmark = pytest.mark.e2e
 
@@ -16,7 +16,7 @@ SYSTEM = "You are a meticulous assistant for the billing team of Example Inc. " 
 
 @pytest.fixture(scope="module")
 def prefix_gateway(sim_pair: list[SimServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with gateway(gateway_toml(sim_pair, free_port(), policy="prefix"), tmp_path_factory.mktemp("gw")) as url:
+    with gateway(gateway_config(sim_pair, free_port(), policy="prefix"), tmp_path_factory.mktemp("gw")) as url:
         yield url
 
 

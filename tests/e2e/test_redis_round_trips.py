@@ -7,7 +7,8 @@ import httpx
 import pytest
 import redis
 
-from tests.processes import free_port, gateway, gateway_toml, simulator
+from gateway.config import CoordinationConfig
+from tests.processes import free_port, gateway, gateway_config, simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -29,11 +30,12 @@ def command_calls(client: redis.Redis) -> dict[str, int]:
 
 def test_two_round_trips_per_request(redis_server_url: str, tmp_path: Path) -> None:
     # Heartbeats every 100 s and scrapes every 30 s: during the measured window only requests talk to Redis.
-    extra = f'[coordination]\nredis_url = "{redis_server_url}"\nnamespace = "budget"\nlease_ttl_s = 300'
+    coordination = CoordinationConfig(redis_url=redis_server_url, namespace="budget", lease_ttl_s=300)
     with (
         simulator("--backends", "2", "--time-scale", "0.1") as servers,
         gateway(
-            gateway_toml(servers, free_port(), policy="prefix", health={"interval_s": 30}, extra=extra), tmp_path
+            gateway_config(servers, free_port(), policy="prefix", health={"interval_s": 30}, coordination=coordination),
+            tmp_path,
         ) as url,
         redis.Redis.from_url(redis_server_url) as r,
         httpx.Client(timeout=30) as client,

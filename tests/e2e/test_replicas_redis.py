@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 import redis
 
-from tests.processes import SimServer, free_port, gateway, gateway_process, gateway_toml, simulator
+from gateway.config import AdmissionConfig, CoordinationConfig, GatewayConfig
+from tests.processes import SimServer, free_port, gateway, gateway_config, gateway_process, simulator
 from tests.redis_server import LocalRedis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -19,13 +21,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 SYSTEM = "You are the support assistant of ACME Corp. " * 40  # 1,760 characters: 6 full 256-char blocks
 
 
-def replica_config(servers: list[SimServer], redis_url: str, namespace: str, **coordination: object) -> str:
+def replica_config(servers: list[SimServer], redis_url: str, namespace: str, **coordination: object) -> GatewayConfig:
     # These tests are about shared state, not shedding: admission would (rightly) queue 200 streams on 2 backends.
-    extra = "\n".join(
-        ["[admission]", "enabled = false", "[coordination]", f'redis_url = "{redis_url}"', f'namespace = "{namespace}"']
-        + [f"{k} = {v}" for k, v in coordination.items()]
+    # ``coordination`` holds CoordinationConfig keys; msgspec checks their names and types.
+    shared = msgspec.convert({"redis_url": redis_url, "namespace": namespace, **coordination}, CoordinationConfig)
+    return gateway_config(
+        servers, free_port(), policy="prefix", coordination=shared, admission=AdmissionConfig(enabled=False)
     )
-    return gateway_toml(servers, free_port(), policy="prefix", extra=extra)
 
 
 @contextlib.contextmanager

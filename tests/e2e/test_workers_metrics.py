@@ -6,7 +6,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.processes import SimServer, free_port, gateway, gateway_toml
+from tests.processes import SimServer, free_port, gateway, gateway_config
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,7 @@ def requests_total(url: str) -> float:
 
 
 def test_two_workers_report_the_replica_totals(sim_pair: list[SimServer], tmp_path: Path) -> None:
-    config = gateway_toml(sim_pair, free_port(), policy="round_robin").replace("[server]", "[server]\nworkers = 2")
+    config = gateway_config(sim_pair, free_port(), policy="round_robin", workers=2)
     with gateway(config, tmp_path, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}) as url:
         body = {"model": sim_pair[0].model, "max_tokens": 1, "messages": [{"role": "user", "content": "count me"}]}
         for _ in range(N):  # a new connection each time: the workers share them out
