@@ -46,6 +46,15 @@ import aiohttp
 import httpx
 import redis
 
+from gateway.config import (
+    BackendConfig,
+    CoordinationConfig,
+    FleetConfig,
+    GatewayConfig,
+    RoutingConfig,
+    ServerConfig,
+)
+from loadtests.harness.gateway_toml import write_config
 from loadtests.redis_binary import find_redis_server
 from loadtests.run.procs import free_port
 
@@ -107,20 +116,15 @@ def redis_server() -> Iterator[str]:
 @contextlib.contextmanager
 def gateway(backend_url: str, model: str, redis_url: str | None, tmp: Path, tree: Path | None = None) -> Iterator[str]:
     port = free_port()
-    lines = [
-        "[server]",
-        f"port = {port}",
-        'log_level = "WARNING"',
-        "[routing]",
-        'policy = "prefix"',
-        "[fleet.health]",
-        "interval_s = 1.0",
-    ]
-    if redis_url:
-        lines += ["[coordination]", f'redis_url = "{redis_url}"', 'namespace = "bench"']
-    lines += ["[[fleet.backends]]", 'id = "sim-0"', f'url = "{backend_url}"', f'models = ["{model}"]']
-    path = tmp / f"gateway-{port}.toml"
-    path.write_text("\n".join(lines) + "\n")
+    # Encoded from this tree's GatewayConfig with defaults left out, so the file names only keys that the
+    # baseline tree knows too (server, routing.policy, coordination, fleet.backends).
+    config = GatewayConfig(
+        server=ServerConfig(port=port, log_level="WARNING"),
+        routing=RoutingConfig(policy="prefix"),
+        coordination=CoordinationConfig(redis_url=redis_url, namespace="bench") if redis_url else CoordinationConfig(),
+        fleet=FleetConfig(backends=[BackendConfig(id="sim-0", url=backend_url, models=[model])]),
+    )
+    path = write_config(config, tmp / f"gateway-{port}.toml")
     env = None
     if tree is not None:  # run that tree's gateway: its directory first on the import path
         env = {
