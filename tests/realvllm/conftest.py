@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import AdmissionConfig, CoordinationConfig
 from loadtests.realvllm.servers import VllmServer, external_servers, missing_install, vllm_servers
-from tests.processes import SimServer, free_port, gateway, gateway_toml
+from tests.processes import SimServer, free_port, gateway, gateway_config
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +38,7 @@ def vllm_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[VllmSer
 
 
 def as_backends(servers: list[VllmServer]) -> list[SimServer]:
-    """The (id, url, model) triples ``tests.processes.gateway_toml`` writes as ``[[fleet.backends]]``."""
+    """The (id, url, model) triples ``tests.processes.gateway_config`` makes the fleet's backends of."""
     return [SimServer(s.id, s.url, s.model) for s in servers]
 
 
@@ -46,10 +47,18 @@ GatewayFactory = Callable[..., AbstractContextManager[str]]
 
 @pytest.fixture(scope="session")
 def start_gateway(vllm_pair: list[VllmServer], tmp_path_factory: pytest.TempPathFactory) -> GatewayFactory:
-    """``with start_gateway(policy="prefix") as url:`` a fresh gateway (empty prefix index) over the pair."""
+    """``with start_gateway(policy="prefix") as url:`` a fresh gateway (empty prefix index) over the pair;
+    ``coordination=``/``admission=`` (structs from ``gateway.config``) set those sections."""
 
-    def start(policy: str | None = None, extra: str = "") -> AbstractContextManager[str]:
-        config = gateway_toml(as_backends(vllm_pair), free_port(), policy=policy, extra=extra)
+    def start(
+        policy: str | None = None,
+        *,
+        coordination: CoordinationConfig | None = None,
+        admission: AdmissionConfig | None = None,
+    ) -> AbstractContextManager[str]:
+        config = gateway_config(
+            as_backends(vllm_pair), free_port(), policy=policy, coordination=coordination, admission=admission
+        )
         tmp: Path = tmp_path_factory.mktemp("gw")
         return gateway(config, tmp)
 

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from gateway.config import (
+    AdmissionConfig,
     BackendConfig,
-    ConfigError,
+    CoordinationConfig,
     FleetConfig,
     GatewayConfig,
     HealthConfig,
+    PriorityWaits,
     RoutingConfig,
     ServerConfig,
-    decode,
 )
 from gateway.config_loader import load
 from loadtests.harness.gateway_toml import config_toml, write_config
-from tests.processes import SimServer, gateway_toml
+from tests.processes import SimServer, gateway_config
 
 BACKENDS = [BackendConfig(id="sim-0", url="http://127.0.0.1:9001", models=["m"])]
 
@@ -54,15 +55,23 @@ def test_a_none_that_is_not_the_default_is_refused() -> None:
         config_toml(config)
 
 
-def test_raw_toml_extra_is_decoded_into_the_config_not_pasted() -> None:
+def test_a_test_gateway_config_with_coordination_and_admission_loads_back_equal(tmp_path: Path) -> None:
     servers = [SimServer("sim-0", "http://127.0.0.1:9001", "m")]
-    text = gateway_toml(servers, 18080, extra='[coordination]\nnamespace = "g"\n[admission.max_wait_s]\nlow = 0.5\n')
-    config = load_toml(text)
-    assert (config.coordination.namespace, config.admission.max_wait_s.low) == ("g", 0.5)
-    assert config.fleet.health.interval_s == 0.2  # the tests' fast scrapes stay under the extra
-    with pytest.raises(ConfigError, match="namespce"):
-        gateway_toml(servers, 18080, extra='[coordination]\nnamespce = "g"\n')
+    config = gateway_config(
+        servers,
+        18080,
+        policy="prefix",
+        health={"consecutive_errors": 1000},
+        coordination=CoordinationConfig(redis_url="redis://127.0.0.1:6379/0", namespace="g"),
+        admission=AdmissionConfig(max_queue=4, max_wait_s=PriorityWaits(low=0.5)),
+    )
+    loaded = load(write_config(config, tmp_path / "gateway.toml"), environ={})
+    assert loaded == config
+    assert (loaded.coordination.namespace, loaded.admission.max_wait_s.low) == ("g", 0.5)
+    assert loaded.fleet.health.interval_s == 0.2  # the tests' fast scrapes stay under the caller's health keys
 
 
-def load_toml(text: str) -> GatewayConfig:
-    return decode(tomllib.loads(text))
+def test_a_misspelt_health_key_fails_at_once() -> None:
+    servers = [SimServer("sim-0", "http://127.0.0.1:9001", "m")]
+    with pytest.raises(msgspec.ValidationError, match="consecutive_eror"):
+        gateway_config(servers, 18080, health={"consecutive_eror": 1})

@@ -57,6 +57,23 @@ def test_redis_answers_then_goes_with_its_directory() -> None:
     assert not Path(server.directory).exists()
 
 
+def test_a_killed_redis_can_come_back_on_its_port_empty() -> None:
+    first = start_redis()
+    try:
+        with redis.Redis(port=first.port) as client:
+            client.set("k", "v")
+    finally:
+        first.kill()
+    assert not first.group.alive()
+    assert not Path(first.directory).exists()
+    again = start_redis(port=first.port)
+    try:
+        with redis.Redis(port=again.port) as client:
+            assert client.get("k") is None
+    finally:
+        again.stop()
+
+
 def test_gateway_over_a_simulator_is_ready_and_stops_by_group(tmp_path: Path) -> None:
     sim = start_simulator(["--backends", "2", "--time-scale", "0.1"], expect=2)
     try:
