@@ -50,6 +50,9 @@ class CoordinationStore(Protocol):
     replica_id: str
     degraded: bool
     """True while a shared store is unreachable and this replica decides alone."""
+    suspends: bool
+    """False for a store whose ``pick_and_reserve`` never awaits: it cannot be interrupted half-way, so the
+    request path need not shield it against a client leaving (a task per request saved)."""
 
     async def start(self) -> None:
         """Register this replica's lease."""

@@ -116,6 +116,7 @@ class RedisStore:
         self._lapsed = False
         self.members: list[str] = []
         self.degraded = False
+        self.suspends = True
         """Always False: this store raises instead (see ``FailoverStore``)."""
 
     # -- lifecycle -----------------------------------------------------------------------------

@@ -122,14 +122,18 @@ class Exchange:
     async def _reserve(self, request: PickRequest) -> tuple[Pick, Reservation]:
         """The store's pick-and-reserve, shielded: if the client leaves meanwhile, a reservation the store
         made anyway is given back."""
-        task = asyncio.ensure_future(self.state.store.pick_and_reserve(request))
+        store = self.state.store
         try:
-            return await asyncio.shield(task)
+            if not store.suspends:
+                return await store.pick_and_reserve(request)
+            task = asyncio.ensure_future(store.pick_and_reserve(request))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                task.add_done_callback(self._release_orphan)
+                raise
         except OverCapacity as e:
             self.events.route_refused(e.fleet_load)
-            raise
-        except asyncio.CancelledError:
-            task.add_done_callback(self._release_orphan)
             raise
 
     def _release_orphan(self, task: asyncio.Future[tuple[Pick, Reservation]]) -> None:

@@ -114,7 +114,7 @@ class Admission:
         started = self._clock()
         await self._publish_depths()
         try:
-            await self._wait_turn(waiter, priority, deadline, look, events)
+            await self._wait_turn(waiter, priority, deadline, look, events, must_wait=refused)
         finally:
             self._queue.remove(waiter)
             heapq.heapify(self._queue)
@@ -124,9 +124,13 @@ class Admission:
         return self._ticket(priority)
 
     async def _wait_turn(
-        self, waiter: _Waiter, priority: str, deadline: float, look: Look, events: AdmissionEvents
+        self, waiter: _Waiter, priority: str, deadline: float, look: Look, events: AdmissionEvents, *, must_wait: bool
     ) -> None:
-        while not (self._queue[0] is waiter and self._may_go(priority, look)):  # (priority, arrival) order
+        """Wait until this waiter is first in (priority, arrival) order and the fleet has room. ``must_wait``:
+        the store refused on a view that said there was room, so the view is stale; wait for a request to end
+        or a recheck first, rather than asking the store again at once (and forever, were it quick)."""
+        while must_wait or not (self._queue[0] is waiter and self._may_go(priority, look)):
+            must_wait = False
             remaining = deadline - self._clock()
             if remaining <= 0:
                 self._shed(priority, "timeout", events)

@@ -9,8 +9,10 @@ Reading is bounded: the pipe is polled with ``select`` against a deadline, so a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -76,15 +78,22 @@ def read_announcement(group: ProcessGroup, timeout_s: float = START_TIMEOUT_S) -
             else:
                 other = [*other[-9:], line]
         remaining = deadline - time.monotonic()
-        output = "\n".join([*other, group.stderr_tail()]).strip()
         if remaining <= 0:
-            raise StartError(f"{group.name} did not print 'ready' within {timeout_s:g} s:\n{output}")
+            raise StartError(f"{group.name} did not print 'ready' within {timeout_s:g} s:\n{_output(group, other)}")
         readable, _, _ = select.select([fd], [], [], remaining)
         if readable:
             chunk = os.read(fd, 65536)
             if not chunk:
-                raise StartError(f"{group.name} exited before it was ready:\n{output}")
+                # End of file: the process is exiting; let it finish writing its log before quoting it.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    group.process.wait(timeout=2)
+                raise StartError(f"{group.name} exited before it was ready:\n{_output(group, other)}")
             pending += chunk
+
+
+def _output(group: ProcessGroup, other: list[str]) -> str:
+    """What the simulator said: its last stdout lines that were not announcements, and its log's tail."""
+    return "\n".join([*other, group.stderr_tail()]).strip()
 
 
 def spawn_simulator(args: Sequence[str], *, log_path: Path | None = None, name: str = "sim") -> ProcessGroup:

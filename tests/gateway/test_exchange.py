@@ -10,8 +10,9 @@ import socket
 from collections.abc import Sequence
 
 import msgspec
+import pytest
 
-from coordination import BackendLoad, InMemoryStore
+from coordination import BackendLoad, InMemoryStore, Pick, PickRequest, Reservation
 from gateway.upstream import MockReply, MockRequest, UpstreamConnectError
 from tests.gateway.exchange_helpers import (
     MODEL,
@@ -147,8 +148,14 @@ class StaleViewStore(InMemoryStore):
     """The store's counts are exact, but this replica's view of them lags (as another replica's fresh
     reservations do in Redis until the next heartbeat): admission sees an idle fleet."""
 
+    picks = 0
+
     def cached_loads(self, backend_ids: Sequence[str]) -> dict[str, BackendLoad]:
         return {b: BackendLoad() for b in backend_ids}
+
+    async def pick_and_reserve(self, request: PickRequest) -> tuple[Pick, Reservation]:
+        self.picks += 1
+        return await super().pick_and_reserve(request)
 
 
 async def test_store_refusing_at_the_admission_limit_sends_the_request_back_to_wait() -> None:
@@ -161,13 +168,16 @@ async def test_store_refusing_at_the_admission_limit_sends_the_request_back_to_w
         return completion()
 
     cfg = config(backends=1, backend_capacity=1, low_threshold=0.5, stale_after_s=1e9)
-    async with gateway(handler, cfg, store=StaleViewStore()) as gw:
+    store = StaleViewStore()
+    async with gateway(handler, cfg, store=store) as gw:
         first_body = {**CHAT, "messages": [{"role": "user", "content": "first"}]}
         first = asyncio.create_task(gw.client.post("/v1/chat/completions", json=first_body))
         await asyncio.wait_for(first_sent.wait(), 5)
         second = asyncio.create_task(gw.client.post("/v1/chat/completions", json=CHAT, headers={"x-priority": "low"}))
         await asyncio.sleep(0.3)
         assert not second.done()  # admitted on the stale view, refused by the store, waiting again
+        # each refusal waits for a request to end or a recheck (0.1 s) before asking the store again
+        assert store.picks <= 1 + 0.3 / cfg.admission.recheck_s + 2
         assert len(gw.transport.requests) == 1
         release.set()
         assert (await first).status_code == 200
@@ -235,3 +245,42 @@ async def test_connect_errors_in_a_row_eject_the_backend_from_routing() -> None:
         assert tried_b0 == 2  # two errors in a row eject it; round robin never offers it again while ejected
         assert not gw.state.fleet.backends["b0"].routable(gw.state.clock())
         assert gw.sample("gateway_upstream_errors_total", backend="b0", kind="connect") == 2
+
+
+class SlowPickStore(InMemoryStore):
+    """A store whose pick goes over the network (as Redis's does): it reserves after a delay."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.suspends = True
+        self.delay_s = delay_s
+        self.picked = asyncio.Event()
+
+    async def pick_and_reserve(self, request: PickRequest) -> tuple[Pick, Reservation]:
+        await asyncio.sleep(self.delay_s)
+        try:
+            return await super().pick_and_reserve(request)
+        finally:
+            self.picked.set()
+
+
+async def test_client_leaving_during_a_remote_pick_gives_back_what_the_store_reserved_anyway() -> None:
+    store = SlowPickStore(delay_s=0.3)
+    async with gateway(lambda r: completion(), config(backends=1), store=store) as gw:
+        sent = await asyncio.wait_for(post_then_leave(gw.app, CHAT, leave_after_s=0.05), 3)
+        assert sent[0]["status"] == 499
+        await asyncio.wait_for(store.picked.wait(), 3)  # the store finished its pick after the client left
+        assert await gw.in_flight() == {"b0": 0}
+        assert gw.transport.requests == []
+
+
+async def test_the_in_process_store_picks_without_suspending() -> None:
+    from coordination.scoring import ScoreLine
+
+    store = InMemoryStore()
+    assert store.suspends is False
+    coroutine = store.pick_and_reserve(PickRequest((ScoreLine("a", 0.0),)))
+    with pytest.raises(StopIteration) as done:
+        coroutine.send(None)  # ran to the end in one step: nothing for a cancellation to interrupt
+    pick, _ = done.value.value
+    assert pick.backend_id == "a"

@@ -113,7 +113,7 @@ def test_runner_times_every_filter_scorer_and_picker_with_labels_bound_once() ->
         bound.append((point, plugin_type, name))
         return lambda seconds: observed.append(((point, plugin_type, name), seconds))
 
-    router = build_router(RoutingConfig(policy="cache_aware"), random.Random(1), timer)
+    router = build_router(RoutingConfig(policy="cache_aware"), random.Random(1), timer, timing_every=1)
     plugins = [
         ("filter", "model", "model"),
         ("filter", "healthy", "healthy"),
@@ -202,3 +202,14 @@ def test_ties_fall_at_random_but_the_same_seed_gives_the_same_picks() -> None:
 
     assert picks(5) == picks(5)
     assert set(picks(5)) == {"a", "b", "c"}
+
+
+def test_plugins_are_timed_on_one_call_in_sixteen_by_default() -> None:
+    observed: list[str] = []
+    router = build_router(
+        RoutingConfig(policy="least_queue"), random.Random(1), lambda *p: lambda s: observed.append(p[1])
+    )
+    fleet = view(backend("a"))
+    for _ in range(32):
+        router.plan(REQ, router.filter(REQ, fleet, ()), fleet)
+    assert sorted(observed) == sorted(["model", "healthy", "not_excluded", "least_queue", "max_score"] * 2)
