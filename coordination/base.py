@@ -23,7 +23,7 @@ class CoordinationError(Exception):
     """A store failed (timeout, connection, script error); callers fall back, never fail a request."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BackendLoad:
     """What the gateway fleet knows about one backend from its own traffic."""
 
@@ -33,14 +33,14 @@ class BackendLoad:
     """Moving average of time per output token after the first."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reservation:
     backend_id: str
     token: int
     """Identifies this reservation within its replica's lease."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Observation:
     ttft_s: float | None = None
     tpot_s: float | None = None

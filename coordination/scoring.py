@@ -20,6 +20,9 @@ each other's admissions: the reservation is the admission.
 ``cached_blocks_i`` is the length of the longest leading run of the request's prefix block hashes that the
 store's prefix index holds for backend i. ``evaluate`` here is the reference; the Redis store's Lua script
 computes the same thing, and a contract test holds them to it.
+
+The types here are plain dataclasses, never mutated by convention: they are made on every request (a frozen
+constructor costs about 4x, docs/proxy-path-costs.md section 5).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 DEFAULT_PREFIX_CAP = 100_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScoreLine:
     backend_id: str
     base: float
@@ -40,7 +43,7 @@ class ScoreLine:
     """Load the store does not count itself (vLLM's waiting queue from the last scrape)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PickRequest:
     lines: tuple[ScoreLine, ...]
     prefix_blocks: tuple[str, ...] = ()
@@ -66,7 +69,7 @@ class OverCapacity(Exception):
         self.fleet_load = fleet_load
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pick:
     index: int
     """Position of the chosen line in ``PickRequest.lines``."""

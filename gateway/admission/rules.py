@@ -33,7 +33,7 @@ class AdmissionEvents(Protocol):
     def admitted(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Routable:
     """The backends routing may use for a request (model and health filters applied), and the view they
     were judged in."""
@@ -71,7 +71,7 @@ def effective_load(backend: Backend, in_flight: int, config: AdmissionConfig, no
     return load
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pressure:
     fleet: float
     """Mean pressure over the model's routable backends (0 = idle, 1 = at capacity)."""

@@ -16,7 +16,7 @@ from gateway.fleet.backends import Backend, Fleet
 NO_LOAD = BackendLoad()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FleetView:
     backends: tuple[Backend, ...]
     loads: Mapping[str, BackendLoad]

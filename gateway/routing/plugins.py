@@ -31,7 +31,7 @@ READABLE = frozenset(
 """Every name a plugin may declare in ``reads``; ``prefix_blocks`` makes the runner hash the prompt."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ratings:
     """One scorer's ratings of every candidate, as columns in candidate order (one list per field, not one
     object per candidate: the runner reads them for every request, over the whole fleet)."""

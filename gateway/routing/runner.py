@@ -53,7 +53,7 @@ T = TypeVar("T")
 __all__ = ["PluginTimer", "RouteDecision", "RoutePlan", "Router", "build_router"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class RoutePlan:
     """A preset's choice, stated as score lines the coordination store evaluates atomically with the reservation."""
 
@@ -80,7 +80,7 @@ class RoutePlan:
         return next(b for b in self.backends if b.id == backend_id)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class RouteDecision:
     backend_id: str
     policy: str
@@ -130,7 +130,7 @@ def candidate(backend: Backend, view: FleetView) -> Candidate:
     )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class _Weighted:
     scorer: Scorer
     weight: float
@@ -157,20 +157,24 @@ class Router:
         self._filters: tuple[tuple[Filter, Observe], ...] = tuple((f, timer("filter", f.type, f.type)) for f in FILTERS)
         self._observe_picker = timer("picker", picker.type, picker.type)
         self.reads = frozenset().union(*(w.scorer.reads for w in self._scorers))
+        self._reads_prefix = "prefix_blocks" in self.reads
         self._guard: Guard | None = next((w.scorer.guard for w in self._scorers if w.scorer.guard), None)
 
     def prepare(self, features: RequestFeatures) -> RequestFeatures:
         """Hash the prompt's prefix blocks if, and only if, a scorer reads them."""
-        if "prefix_blocks" not in self.reads or features.prefix_blocks:
+        if not self._reads_prefix or features.prefix_blocks:
             return features
         blocks = self._hasher.blocks(features.model, features.prompt_text, features.cache_salt)
         return dataclasses.replace(features, prefix_blocks=blocks)
 
     def filter(self, features: RequestFeatures, view: FleetView, excluded: Collection[str]) -> tuple[Backend, ...]:
         backends, skip = tuple(view.backends), frozenset(excluded)
-        timed = self._timed(self._filter_calls)
-        for f, observe in self._filters:
-            backends = _call(observe if timed else None, f.keep, features, backends, view, skip)
+        if self._timed(self._filter_calls):
+            for f, observe in self._filters:
+                backends = _call(observe, f.keep, features, backends, view, skip)
+            return backends
+        for f, _ in self._filters:
+            backends = f.keep(features, backends, view, skip)
         return backends
 
     def plan(self, features: RequestFeatures, backends: Sequence[Backend], view: FleetView) -> RoutePlan:
@@ -180,16 +184,17 @@ class Router:
         self, features: RequestFeatures, candidates: Sequence[Candidate], backends: tuple[Backend, ...] = ()
     ) -> RoutePlan:
         """Score, weigh, arrange and compile; ``candidates`` is never empty."""
-        timed = self._timed(self._plan_calls)
-        ratings = tuple(
-            _call(w.observe if timed else None, w.scorer.score, features, candidates) for w in self._scorers
-        )
-        order, chosen = _call(self._observe_picker if timed else None, self._picker.arrange, candidates)
+        if self._timed(self._plan_calls):
+            ratings = tuple(_call(w.observe, w.scorer.score, features, candidates) for w in self._scorers)
+            order, chosen = _call(self._observe_picker, self._picker.arrange, candidates)
+        else:
+            ratings = tuple([w.scorer.score(features, candidates) for w in self._scorers])
+            order, chosen = self._picker.arrange(candidates)
         if chosen is None:
             lines = _compile(candidates, order, ratings, self._weights)
         else:
             lines = [ScoreLine(candidates[i].id, 0.0 if at == chosen else 1.0) for at, i in enumerate(order)]
-        blocks = features.prefix_blocks if "prefix_blocks" in self.reads else ()
+        blocks = features.prefix_blocks if self._reads_prefix else ()
         guard = self._guard
         request = PickRequest(
             tuple(lines),
@@ -210,9 +215,7 @@ class Router:
         return RouteDecision.of(plan, pick, predicted)
 
 
-def _call(observe: Observe | None, fn: Callable[..., T], *args: Any) -> T:
-    if observe is None:
-        return fn(*args)
+def _call(observe: Observe, fn: Callable[..., T], *args: Any) -> T:
     start = time.perf_counter()
     out = fn(*args)
     observe(time.perf_counter() - start)
@@ -223,18 +226,19 @@ def _compile(
     candidates: Sequence[Candidate], order: Sequence[int], ratings: Sequence[Ratings], weights: Sequence[float]
 ) -> list[ScoreLine]:
     """The weighted, clamped sum of the ratings as the store's lines (lowest wins, so each line is -S_i)."""
-    n = len(candidates)
-    value, slope, per_block = [0.0] * n, [0.0] * n, 0.0
-    for r, w in zip(ratings, weights, strict=True):
-        value = [acc + w * (0.0 if v < 0.0 else 1.0 if v > 1.0 else v) for acc, v in zip(value, r.values, strict=True)]
-        if r.per_in_flight is not None:
-            slope = [acc + w * d for acc, d in zip(slope, r.per_in_flight, strict=True)]
-        per_block += w * r.per_cached_block
-    out = []
+    per_block = sum(w * r.per_cached_block for r, w in zip(ratings, weights, strict=True))
+    columns = [(w, r.values, r.per_in_flight) for r, w in zip(ratings, weights, strict=True)]
+    lines = []
     for i in order:
+        value = slope = 0.0
+        for w, values, slopes in columns:
+            v = values[i]
+            value += w * (0.0 if v < 0.0 else 1.0 if v > 1.0 else v)
+            if slopes is not None:
+                slope += w * slopes[i]
         c = candidates[i]
-        out.append(ScoreLine(c.id, slope[i] * c.in_flight - value[i], -slope[i], per_block, c.queue_depth))
-    return out
+        lines.append(ScoreLine(c.id, slope * c.in_flight - value, -slope, per_block, c.queue_depth))
+    return lines
 
 
 def _caps(order: Sequence[int], ratings: Sequence[Ratings]) -> tuple[int, ...]:

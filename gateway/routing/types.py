@@ -1,7 +1,8 @@
 """What routing reads: a request's features and the candidates, as plain frozen values.
 
 Routing plugins are pure functions of these (no I/O, no clock, no globals), so they can be tested on
-crafted snapshots.
+crafted snapshots. Plain dataclasses, never mutated by convention: they are made per request and per
+candidate, and a frozen constructor costs about 4x (docs/proxy-path-costs.md, section 5).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestFeatures:
     """The parts of a request that routing reads, decoded once from the body."""
 
@@ -29,7 +30,7 @@ class RequestFeatures:
     """high, normal or low: from the x-priority header or the configured default."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
     """One healthy backend that serves the requested model, as the fleet currently knows it."""
 
