@@ -22,8 +22,9 @@ Before/after mode compares two gateway trees in one run (same simulator, same Re
 working tree, or ``--after-tree PATH``. Each gateway runs with its tree as working directory and first on
 ``PYTHONPATH``. Every round measures direct, then memory and redis for both trees, the order of before and
 after alternating from round to round. Reported per configuration (memory, redis): the median over rounds of
-the ratios after/before of the added p50 latency (gateway p50 minus direct p50 of the same round) and of the
-closed-loop requests/s.
+the ratios after/before of the added p50 latency (gateway p50 minus direct p50 of the same round), of the
+closed-loop requests/s, and of the gateway's CPU time per request (its process tree, from /proc): on a host
+shared with other work, the CPU a request costs varies less than the requests/s the host leaves.
 """
 
 from __future__ import annotations
@@ -59,6 +60,31 @@ from loadtests.redis_binary import find_redis_server
 from loadtests.run.procs import free_port
 
 HERE = Path(__file__).resolve().parent
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+GATEWAY_PIDS: dict[str, int] = {}
+"""Each running gateway's main process, by URL: its CPU (workers included) is read around every measurement."""
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live children (granian's worker), from /proc."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
+    total = 0.0
+    for p in [pid, *map(int, children)]:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def measured(url: str, body: bytes, requests: int, concurrency: int) -> dict[str, float]:
+    """``closed_loop``, plus the gateway's CPU microseconds per request (its whole process tree) when known:
+    on a shared host the CPU a request costs is steadier than the requests/s that other work leaves it."""
+    pid = GATEWAY_PIDS.get(url)
+    before = process_tree_cpu_s(pid) if pid else 0.0
+    result = asyncio.run(closed_loop(url, body, requests, concurrency))
+    if pid:
+        result["cpu_us_per_request"] = (process_tree_cpu_s(pid) - before) / requests * 1e6
+    return result
 
 
 def _pin(cpu: int) -> list[str]:
@@ -134,6 +160,7 @@ def gateway(backend_url: str, model: str, redis_url: str | None, tmp: Path, tree
     command = [*_pin(1), sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)]
     process = subprocess.Popen(command, cwd=tree, env=env)
     url = f"http://127.0.0.1:{port}"
+    GATEWAY_PIDS[url] = process.pid
     try:
         for _ in range(300):
             with contextlib.suppress(httpx.HTTPError):
@@ -239,16 +266,21 @@ def baseline_tree(ref: str) -> Iterator[Path]:
 def _ratios(rounds: dict[str, list[dict[str, float]]], config: str) -> dict[str, float | list[float]]:
     added: list[float] = []
     rps: list[float] = []
+    cpu: list[float] = []
     for direct, before, after in zip(
         rounds["direct"], rounds[f"{config}@before"], rounds[f"{config}@after"], strict=True
     ):
         added.append((after["p50_ms"] - direct["p50_ms"]) / (before["p50_ms"] - direct["p50_ms"]))
         rps.append(after["rps"] / before["rps"])
+        if "cpu_us_per_request" in after and "cpu_us_per_request" in before:
+            cpu.append(after["cpu_us_per_request"] / before["cpu_us_per_request"])
     return {
         "added_p50_ratio": statistics.median(added),
         "rps_ratio": statistics.median(rps),
+        "cpu_ratio": statistics.median(cpu) if cpu else float("nan"),
         "added_p50_ratios": added,
         "rps_ratios": rps,
+        "cpu_ratios": cpu,
     }
 
 
@@ -277,7 +309,7 @@ def run_compare(args: argparse.Namespace) -> dict[str, object]:
                 sides = ("before", "after") if i % 2 == 0 else ("after", "before")
                 order = ["direct"] + [f"{c}@{side}" for c in configs for side in sides]
                 for name in order:
-                    result = asyncio.run(closed_loop(targets[name], body, args.requests, args.concurrency))
+                    result = measured(targets[name], body, args.requests, args.concurrency)
                     rounds[name].append(result)
                     print(
                         f"round {i + 1}/{args.rounds} {name}: {result['rps']:.0f} req/s, p50 {result['p50_ms']:.2f} ms",
@@ -310,17 +342,20 @@ def report_compare(result: dict[str, object], command: str, args: argparse.Names
         f"vLLM server answering at once, a closed-loop aiohttp client at concurrency {args.concurrency}, "
         f"{args.requests} non-streamed 1.2 KB chat requests per setup and round, {args.rounds} rounds interleaved "
         "(before/after order alternating). Ratios are after/before within a round, then the median over rounds; "
-        "below 1 means the after tree adds less latency, above 1 means it serves more requests/s.",
+        "below 1 means the after tree adds less latency, above 1 means it serves more requests/s; CPU is the "
+        "gateway process tree's user + system time per request (below 1: the after tree costs less).",
         "",
-        "| config | before rps | after rps | rps after/before | before +p50 ms | after +p50 ms | +p50 after/before |",
-        "|---|---|---|---|---|---|---|",
+        "| config | before rps | after rps | rps after/before | before +p50 ms | after +p50 ms | +p50 after/before "
+        "| before CPU us/req | after CPU us/req | CPU after/before |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for config in ("memory", "redis"):
         before, after, ratio = median[f"{config}@before"], median[f"{config}@after"], ratios[config]
         lines.append(
             f"| {config} | {before['rps']:.0f} | {after['rps']:.0f} | {ratio['rps_ratio']:.2f} "
             f"| {before['p50_ms'] - direct['p50_ms']:.2f} | {after['p50_ms'] - direct['p50_ms']:.2f} "
-            f"| {ratio['added_p50_ratio']:.2f} |"
+            f"| {ratio['added_p50_ratio']:.2f} | {before.get('cpu_us_per_request', float('nan')):.0f} "
+            f"| {after.get('cpu_us_per_request', float('nan')):.0f} | {ratio['cpu_ratio']:.3f} |"
         )
     lines += ["", f"Direct to the simulator: {direct['rps']:.0f} requests/s, p50 {direct['p50_ms']:.2f} ms.", ""]
     return "\n".join(lines)

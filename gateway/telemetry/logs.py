@@ -47,6 +47,11 @@ def configure_logging(level: str) -> None:
 _request_log = logging.getLogger(REQUEST_LOGGER)
 
 
+def request_lines_on() -> bool:
+    """Whether request lines are written (checked first, so a replica at WARNING builds none)."""
+    return _request_log.isEnabledFor(logging.INFO)
+
+
 def request_line(**fields: Any) -> None:
     """One line per finished request (at INFO: set server.log_level = WARNING to drop them)."""
     if _request_log.isEnabledFor(logging.INFO):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span
 
-from gateway.telemetry.logs import request_line
+from gateway.telemetry.logs import request_line, request_lines_on
 from gateway.telemetry.metrics import GatewayMetrics
 from gateway.telemetry.tracing import RequestTrace, Tracing, end_span
 
@@ -117,6 +117,8 @@ class RequestEvents:
 
     def routed(self, decision: RouteDecision) -> None:
         self._m.routing_decisions.labels(decision.policy, decision.reason, decision.backend_id).inc()
+        if self._route is None:
+            return  # tracing is off: no span attributes to build
         parts = {f"gateway__route__{k}": v for k, v in decision.parts.items()}
         end_span(
             self._route,
@@ -191,6 +193,8 @@ class RequestEvents:
 
     def _log(self, status: int, **fields: Any) -> None:
         self.trace.finish(status)
+        if not request_lines_on():
+            return
         ids = self.trace.ids()
         request_line(
             request_id=self.request_id,

@@ -24,10 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,9 +38,12 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.config import BackendConfig, FleetConfig, GatewayConfig, HealthConfig, RoutingConfig, ServerConfig
+from loadtests.harness.gateway import start_gateway
+from loadtests.harness.process_group import free_port
+from loadtests.harness.simulator import start_simulator
 from loadtests.realvllm.servers import MODEL, missing_install, vllm_servers
 from loadtests.realvllm.workload import ChatRequest, prefix_chat_workload
-from loadtests.run.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = ("prefix", "round_robin")
@@ -70,64 +70,29 @@ class Cell:
 @contextlib.contextmanager
 def gateway(urls: list[str], policy: str, tmp: Path) -> Iterator[str]:
     """``gateway serve`` with this policy over these backends, ready (/readyz), stopped by process group."""
-    port = free_port()
-    lines = ["[server]", f"port = {port}", "", "[routing]", f'policy = "{policy}"', "", "[fleet.health]"]
-    lines += ["interval_s = 0.2", ""]
-    for i, url in enumerate(urls):
-        lines += ["[[fleet.backends]]", f'id = "b{i}"', f'url = "{url}"', f'models = ["{MODEL}"]', ""]
-    config = tmp / f"gateway-{policy}.toml"
-    config.write_text("\n".join(lines))
-    log = (tmp / f"gateway-{policy}.log").open("wb")
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    config = GatewayConfig(
+        server=ServerConfig(port=free_port()),
+        routing=RoutingConfig(policy=policy),
+        fleet=FleetConfig(
+            backends=[BackendConfig(id=f"b{i}", url=url, models=[MODEL]) for i, url in enumerate(urls)],
+            health=HealthConfig(interval_s=0.2),
+        ),
+    )
+    server = start_gateway(config, tmp / f"gateway-{policy}.toml", log_path=tmp / f"gateway-{policy}.log")
     try:
-        deadline = time.monotonic() + 30
-        while not _ready(base):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gateway did not get ready; see {log.name}")
-            time.sleep(0.1)
-        yield base
+        yield server.url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-        log.close()
-
-
-def _ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+        server.stop()
 
 
 @contextlib.contextmanager
 def simulator(tmp: Path) -> Iterator[list[str]]:
     """``loadtest sim --backends 2 --profile tiny-cpu`` (real-time steps) until it prints ``ready``."""
-    command = [sys.executable, "-m", "loadtests.cli", "sim", "--backends", "2", "--base-port", "0"]
-    command += ["--profile", "tiny-cpu"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    urls = []
+    sim = start_simulator(["--backends", "2", "--base-port", "0", "--profile", "tiny-cpu"], expect=2)
     try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            words = line.split()
-            if words == ["ready"]:
-                break
-            if len(words) >= 2 and words[1].startswith("http"):
-                urls.append(words[1])
-        else:
-            raise RuntimeError("loadtest sim exited before it was ready")
-        yield urls
+        yield [b.url for b in sim.backends]
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
+        sim.stop()
 
 
 def _sums(urls: list[str]) -> dict[str, float]:
