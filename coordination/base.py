@@ -50,9 +50,6 @@ class CoordinationStore(Protocol):
     replica_id: str
     degraded: bool
     """True while a shared store is unreachable and this replica decides alone."""
-    suspends: bool
-    """False for a store whose ``pick_and_reserve`` never awaits: it cannot be interrupted half-way, so the
-    request path need not shield it against a client leaving (a task per request saved)."""
 
     async def start(self) -> None:
         """Register this replica's lease."""
@@ -65,7 +62,11 @@ class CoordinationStore(Protocol):
         and more often by admission while requests wait for capacity."""
 
     async def pick_and_reserve(self, request: PickRequest) -> tuple[Pick, Reservation]:
-        """Evaluate ``request`` (see ``coordination.scoring``) on the current state and reserve the winner."""
+        """Evaluate ``request`` (see ``coordination.scoring``) on the current state and reserve the winner.
+
+        Safe to cancel (a client leaving cancels it): a cancelled pick holds nothing once the store has
+        repaired itself - at once in process, at the next heartbeat for Redis (which rewrites this replica's
+        counts from its ledger) - so the request path needs no shield task per request."""
 
     async def release(self, reservation: Reservation, observation: Observation) -> None: ...
 

@@ -58,7 +58,6 @@ class FailoverStore:
         self.primary = primary
         self.fallback = fallback
         self.degraded = False
-        self.suspends = True
         self._backoff = (min(backoff_min_s, backoff_max_s), backoff_max_s)
         self._held: dict[int, tuple[CoordinationStore, Reservation]] = {}
         self._tokens = itertools.count(1)

@@ -42,7 +42,6 @@ class InMemoryStore:
     ) -> None:
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
         self.degraded = False
-        self.suspends = False
         self._alpha = ewma_alpha
         self.prefix = PrefixIndex(prefix_ttl_s, clock)
         self._backends: dict[str, _Backend] = {}

@@ -116,7 +116,6 @@ class RedisStore:
         self._lapsed = False
         self.members: list[str] = []
         self.degraded = False
-        self.suspends = True
         """Always False: this store raises instead (see ``FailoverStore``)."""
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -262,6 +261,11 @@ class RedisStore:
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await call
+        except asyncio.CancelledError:
+            # Cut off half-way (the client left): Redis may have run the script. The next heartbeat writes this
+            # replica's counts back from the ledger, so a reservation nobody holds does not outlive it.
+            self._lapsed = True
+            raise
         except (RedisError, RedisClusterException, OSError, TimeoutError) as e:  # the cluster's is no RedisError
             # the message, not repr(): redis-py 8's repr of its errors drops it (e.g. why a TLS handshake failed)
             raise CoordinationError(f"redis {operation}: {type(e).__name__}: {e}") from e

@@ -120,25 +120,13 @@ class Exchange:
         )
 
     async def _reserve(self, request: PickRequest) -> tuple[Pick, Reservation]:
-        """The store's pick-and-reserve, shielded: if the client leaves meanwhile, a reservation the store
-        made anyway is given back."""
-        store = self.state.store
+        """The store's pick-and-reserve. A client leaving cancels it; the store holds nothing for it then
+        (``CoordinationStore.pick_and_reserve`` is safe to cancel)."""
         try:
-            if not store.suspends:
-                return await store.pick_and_reserve(request)
-            task = asyncio.ensure_future(store.pick_and_reserve(request))
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                task.add_done_callback(self._release_orphan)
-                raise
+            return await self.state.store.pick_and_reserve(request)
         except OverCapacity as e:
             self.events.route_refused(e.fleet_load)
             raise
-
-    def _release_orphan(self, task: asyncio.Future[tuple[Pick, Reservation]]) -> None:
-        if not task.cancelled() and task.exception() is None:
-            self.state.spawn(self.state.store.release(task.result()[1], Observation()))
 
     async def _connect(self, backend: Backend, *, may_retry: bool) -> bool:
         """Open the upstream call; False when another backend should be tried."""

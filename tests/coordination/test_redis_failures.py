@@ -5,6 +5,7 @@ The plain ``RedisStore`` raises on failure; ``FailoverStore`` (Redis first, the 
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -256,5 +257,30 @@ async def test_steady_traffic_through_outage_and_recovery_leaves_exact_counts(
     assert inflight == dict(store.open_reservations())
     assert sum(inflight.values()) == len(kept)
     await release_all(store, kept)
+    assert await in_redis(client) == ({}, {})
+    await store.close()
+
+
+async def test_picks_cut_off_by_cancellation_hold_nothing_after_the_next_heartbeat(client: aioredis.Redis) -> None:
+    """A client leaving cancels its pick wherever it is; Redis may have run the script by then. Whatever the
+    moment, once the next heartbeat has run Redis counts exactly what the ledger holds."""
+    store = RedisStore(client, namespace="t")
+    await store.start()
+    kept = [(await store.pick_and_reserve(LEAST))[1] for _ in range(2)]
+    for spins in range(12):  # cancel after 0, 1, 2, ... loop iterations: before sending, in flight, replied
+        task = asyncio.ensure_future(store.pick_and_reserve(LEAST))
+        for _ in range(spins):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if not task.cancelled():
+            kept.append(task.result()[1])  # it finished first: a real reservation, held
+    await store.heartbeat()
+    inflight, held = await in_redis(client)
+    assert sum(inflight.values()) == len(kept) == sum(store.open_reservations().values())
+    assert sum(held.values()) == len(kept)
+    for reservation in kept:
+        await store.release(reservation, Observation())
     assert await in_redis(client) == ({}, {})
     await store.close()
