@@ -59,6 +59,9 @@ class Exchange:
     excluded: list[str] = field(default_factory=list)
     _look: Routable | None = None
     _connect_error: UpstreamConnectError | None = None
+    _suspect: str | None = None
+    """A backend that answered this request 5xx before the first byte; it is blamed only if another
+    backend then answers the same request without a 5xx (otherwise the request itself is the likely cause)."""
 
     @property
     def request_id(self) -> str:
@@ -147,13 +150,16 @@ class Exchange:
             raise
         if upstream.status >= 500:
             self.events.upstream_error(backend.id, "status_5xx")
-            self.state.fleet.record_failure(backend.id)
             if may_retry and self._elsewhere(backend.id):
                 upstream.close()
                 self.events.upstream_abandoned(f"status {upstream.status}")
                 self._release(Observation())
                 self.excluded.append(backend.id)
+                self._suspect = self._suspect or backend.id
                 return False
+        elif self._suspect is not None:
+            self.state.fleet.record_failure(self._suspect)  # another backend served it: the 5xx was the backend's
+        self._suspect = None
         self.upstream = upstream
         return True
 

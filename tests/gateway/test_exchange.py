@@ -13,9 +13,11 @@ import msgspec
 import pytest
 
 from coordination import BackendLoad, InMemoryStore, Pick, PickRequest, Reservation
+from gateway.config import GatewayConfig
 from gateway.upstream import MockReply, MockRequest, UpstreamConnectError
 from tests.gateway.exchange_helpers import (
     MODEL,
+    Gateway,
     by_backend,
     completion,
     config,
@@ -229,10 +231,18 @@ async def test_degraded_coordination_serves_and_keeps_prefix_affinity_locally() 
         assert await gw.in_flight() == dict.fromkeys(("b0", "b1", "b2", "b3"), 0)
 
 
+def ejecting_after(errors: int, backends: int) -> GatewayConfig:
+    cfg = config(backends=backends)
+    health = msgspec.structs.replace(cfg.fleet.health, consecutive_errors=errors, base_ejection_s=60.0)
+    return msgspec.structs.replace(cfg, fleet=msgspec.structs.replace(cfg.fleet, health=health))
+
+
+def routable(gw: Gateway) -> set[str]:
+    return {b for b, backend in gw.state.fleet.backends.items() if backend.routable(gw.state.clock())}
+
+
 async def test_connect_errors_in_a_row_eject_the_backend_from_routing() -> None:
-    cfg = config(backends=3)
-    health = msgspec.structs.replace(cfg.fleet.health, consecutive_errors=2, base_ejection_s=60.0)
-    cfg = msgspec.structs.replace(cfg, fleet=msgspec.structs.replace(cfg.fleet, health=health))
+    cfg = ejecting_after(2, backends=3)
     replies: dict[str, MockReply | Exception] = {
         "b0": UpstreamConnectError("refused"),
         "b1": completion(),
@@ -281,3 +291,23 @@ async def test_the_in_process_store_picks_without_suspending() -> None:
         coroutine.send(None)  # ran to the end in one step: nothing for a cancellation to interrupt
     pick, _ = done.value.value
     assert pick.backend_id == "a"
+
+
+async def test_a_request_every_backend_answers_5xx_ejects_none_of_them() -> None:
+    """The request is the likely cause (e.g. input that crashes the engine's tokenizer): a client sending it
+    again and again must not get healthy backends ejected."""
+    failing = MockReply(500, [b'{"error": {"message": "bad input"}}'])
+    async with gateway(lambda r: failing, ejecting_after(2, backends=4)) as gw:
+        for _ in range(8):
+            assert (await gw.client.post("/v1/chat/completions", json=CHAT)).status_code == 500
+        assert routable(gw) == {"b0", "b1", "b2", "b3"}
+        assert gw.sample("gateway_upstream_errors_total", backend="b0", kind="status_5xx") >= 2
+
+
+async def test_a_backend_failing_what_others_serve_is_ejected() -> None:
+    failing = MockReply(500, [b'{"error": {"message": "engine dead"}}'])
+    async with gateway(by_backend({"b0": failing, "b1": completion(), "b2": completion()}), ejecting_after(2, 3)) as gw:
+        for _ in range(12):
+            assert (await gw.client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+        assert [r.backend_id for r in gw.transport.requests].count("b0") == 2
+        assert routable(gw) == {"b1", "b2"}
