@@ -73,7 +73,7 @@ class Exchange:
         """Until the upstream answered with its status and headers; a ``GatewayError`` if it cannot."""
         state = self.state
         if not state.fleet.knows_model(self.features.model):
-            raise ModelNotFound(f"The model `{self.features.model}` does not exist.", param="model")
+            raise ModelNotFound(f"The model `{_shown(self.features.model)}` does not exist.", param="model")
         self.features = state.router.prepare(self.features)
         self.events.admission_started()
         admission = state.admission
@@ -117,7 +117,8 @@ class Exchange:
                 return
         if self._connect_error is not None:
             model = self.features.model
-            raise UpstreamUnavailable(f"no backend for `{model}` could be reached: {self._connect_error}")
+            # The cause (an address, an OS error) stays in the upstream span: clients learn no internals.
+            raise UpstreamUnavailable(f"no backend serving `{model}` could be reached")
         raise NoHealthyBackend(
             f"no healthy backend serves `{self.features.model}` right now", retry_after_s=NO_BACKEND_RETRY_AFTER_S
         )
@@ -235,7 +236,7 @@ class Exchange:
         try:
             body = await upstream.read_all()
         except (GatewayError, UpstreamBroken) as e:
-            error = e if isinstance(e, GatewayError) else UpstreamUnavailable(str(e))
+            error = e if isinstance(e, GatewayError) else UpstreamUnavailable("the backend broke the answer off")
             body, status = error.body(), error.status
             headers["content-type"] = "application/json"
         except asyncio.CancelledError:
@@ -258,6 +259,11 @@ class Exchange:
         self._release(observation)
         self.state.admission.notify()
         self.events.finished(self.decision, status, observation, usage)
+
+
+def _shown(value: str, limit: int = 200) -> str:
+    """A client's value as an error message may quote it: bounded, so a huge one is not echoed back whole."""
+    return value if len(value) <= limit else value[:limit] + "..."
 
 
 def _limited(request: PickRequest, ticket: Ticket | None, routable: Routable) -> PickRequest:

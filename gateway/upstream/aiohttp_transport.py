@@ -44,7 +44,7 @@ class AiohttpUpstream:
         except TimeoutError as e:
             raise UpstreamTimeout(f"backend {self.backend_id} sent no answer in time") from e
         except aiohttp.ClientError as e:
-            raise UpstreamTimeout(f"backend {self.backend_id} broke the answer off: {e!r}") from e
+            raise UpstreamTimeout(f"backend {self.backend_id} broke the answer off") from e
         self.first_byte_at = self.clock()
         return body
 
@@ -62,7 +62,7 @@ class AiohttpUpstream:
             except TimeoutError as e:
                 raise UpstreamTimeout(f"backend {self.backend_id} went silent mid-answer") from e
             except aiohttp.ClientError as e:
-                raise UpstreamBroken(f"backend {self.backend_id} broke the stream off: {e!r}") from e
+                raise UpstreamBroken(f"backend {self.backend_id} broke the stream off") from e
             if not chunk:
                 return
             if self.first_byte_at is None:

@@ -83,10 +83,13 @@ async def test_connect_error_retries_on_another_backend() -> None:
 
 
 async def test_every_backend_unreachable_is_502_in_openai_shape() -> None:
-    async with gateway(lambda r: (_ for _ in ()).throw(UpstreamConnectError("refused"))) as gw:
+    reason = "ClientConnectorError(10.0.0.7:8000 Connection refused)"
+    async with gateway(lambda r: (_ for _ in ()).throw(UpstreamConnectError(reason))) as gw:
         response = await gw.client.post("/v1/chat/completions", json=CHAT)
         assert response.status_code == 502
         assert response.json()["error"]["code"] == "upstream_connect_error"
+        assert "10.0.0.7" not in response.text  # no internals for clients
+        assert "refused" not in response.text
         assert len(gw.transport.requests) == 2  # each backend once
         assert await gw.in_flight() == {"b0": 0, "b1": 0}
 
@@ -186,6 +189,13 @@ async def test_store_refusing_at_the_admission_limit_sends_the_request_back_to_w
         assert (await asyncio.wait_for(second, 5)).status_code == 200
         assert gw.sample("gateway_admission_admitted_total", priority="low") == 1
         assert await gw.in_flight() == {"b0": 0}
+
+
+async def test_a_huge_unknown_model_name_is_not_echoed_back_whole() -> None:
+    async with gateway(lambda r: completion()) as gw:
+        response = await gw.client.post("/v1/chat/completions", json={**CHAT, "model": "m" * 1_000_000})
+        assert response.status_code == 404
+        assert len(response.content) < 1000
 
 
 async def test_unknown_model_is_404_before_admission() -> None:
