@@ -35,7 +35,7 @@ from gateway.routing.runner import RouteDecision
 from gateway.routing.types import RequestFeatures
 from gateway.state import GatewayState
 from gateway.telemetry.observer import RequestEvents
-from gateway.upstream import Upstream, UpstreamBroken, UpstreamConnectError
+from gateway.upstream import Upstream, UpstreamBroken, UpstreamConnectError, returned_headers
 from gateway.usage import Usage, UsageTap, usage_of
 
 NO_BACKEND_RETRY_AFTER_S = 1
@@ -190,7 +190,7 @@ class Exchange:
     def response_headers(self) -> dict[str, str]:
         assert self.upstream is not None
         assert self.decision is not None
-        headers = self.upstream.headers()
+        headers = returned_headers(self.upstream.headers().items())
         headers["x-request-id"] = self.request_id
         headers["x-gateway-backend"] = self.upstream.backend_id
         headers["x-gateway-route"] = self.decision.receipt(self.attempts)

@@ -2,7 +2,7 @@
 
 from gateway.upstream.aiohttp_transport import AiohttpTransport
 from gateway.upstream.base import Transport, Upstream, UpstreamBroken, UpstreamConnectError
-from gateway.upstream.headers import HOP_BY_HOP, forward_headers
+from gateway.upstream.headers import HOP_BY_HOP, forward_headers, returned_headers
 from gateway.upstream.mock import MockReply, MockRequest, MockTransport
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "UpstreamBroken",
     "UpstreamConnectError",
     "forward_headers",
+    "returned_headers",
 ]
