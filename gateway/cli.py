@@ -8,6 +8,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -53,9 +55,41 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_config(path: str) -> int:
     config = load(path)
-    print(msgspec.json.format(msgspec.json.encode(config)).decode())
+    print(msgspec.json.format(msgspec.json.encode(redacted(config))).decode())
     print(f"{path}: OK", file=sys.stderr)
     return 0
+
+
+REDACTED = "***"
+
+
+def redacted(config: GatewayConfig) -> dict[str, Any]:
+    """The config as plain data with its secrets replaced by ``***``: the Redis and Sentinel passwords and
+    the credentials in URLs (``redis://user:***@host``, ``?password=***``)."""
+    out: dict[str, Any] = msgspec.to_builtins(config)
+    coordination = out["coordination"]
+    for key in ("password", "sentinel_password"):
+        if coordination[key] is not None:
+            coordination[key] = REDACTED
+    if coordination["redis_url"] is not None:
+        coordination["redis_url"] = redact_url(coordination["redis_url"])
+    for backend in out["fleet"]["backends"]:
+        backend["url"] = redact_url(backend["url"])
+    return out
+
+
+def redact_url(url: str) -> str:
+    """``scheme://user:secret@host/...?password=secret`` -> ``scheme://user:***@host/...?password=***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:{REDACTED}@{host}"
+    query = "&".join(
+        f"{item.partition('=')[0]}={REDACTED}" if item.partition("=")[0].lower() == "password" else item
+        for item in parts.query.split("&")
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _serve(config_path: str | None, *, host: str | None, port: int | None, workers: int | None) -> int:

@@ -22,6 +22,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -35,6 +36,11 @@ class ConfigError(ValueError):
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
+"""A share in (0, 1]."""
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -43,7 +49,7 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: Port = 8080
     workers: PositiveInt = 1
     """granian worker processes; with more than one, use Redis coordination so they share state."""
     max_body_bytes: PositiveInt = 4 * 1024 * 1024
@@ -63,9 +69,9 @@ class TimeoutConfig(_Section):
 
 class ProxyConfig(_Section):
     timeouts: TimeoutConfig = msgspec.field(default_factory=TimeoutConfig)
-    retries: int = 1
+    retries: NonNegativeInt = 1
     """Extra attempts on another backend after a connect error or a 5xx before the first byte."""
-    max_connections: int = 0
+    max_connections: NonNegativeInt = 0
     """Upstream connection pool size per replica (0 = unlimited)."""
 
 
@@ -80,25 +86,25 @@ class BackendConfig(_Section):
 class DnsDiscoveryConfig(_Section):
     name: str
     """A DNS name whose A/AAAA records are the backends (a Kubernetes headless Service)."""
-    port: int = 8000
+    port: Port = 8000
     scheme: Literal["http", "https"] = "http"
     models: list[str] = msgspec.field(default_factory=list)
-    refresh_s: float = 10.0
+    refresh_s: PositiveFloat = 10.0
 
 
 class HealthConfig(_Section):
     interval_s: PositiveFloat = 1.0
     """How often each backend's /metrics is scraped."""
-    timeout_s: float = 1.0
-    unhealthy_threshold: int = 2
+    timeout_s: PositiveFloat = 1.0
+    unhealthy_threshold: PositiveInt = 2
     """Consecutive failed scrapes that mark a backend unhealthy."""
-    healthy_threshold: int = 1
+    healthy_threshold: PositiveInt = 1
     """Consecutive good scrapes that bring it back."""
-    consecutive_errors: int = 3
+    consecutive_errors: PositiveInt = 3
     """Passive ejection (Envoy's outlier detection): proxied connect errors/5xx in a row that eject."""
-    base_ejection_s: float = 5.0
+    base_ejection_s: PositiveFloat = 5.0
     """Ejection time is base_ejection_s x the number of times the backend was ejected (capped at 10x)."""
-    max_ejection_percent: float = 50.0
+    max_ejection_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] = 50.0
     """Never eject more than this share of the fleet passively."""
 
 
@@ -137,9 +143,9 @@ class RoutingConfig(_Section):
 
 
 class PriorityWaits(_Section):
-    high: float = 10.0
-    normal: float = 5.0
-    low: float = 1.0
+    high: NonNegativeFloat = 10.0
+    normal: NonNegativeFloat = 5.0
+    low: NonNegativeFloat = 1.0
 
 
 class AdmissionConfig(_Section):
@@ -148,21 +154,21 @@ class AdmissionConfig(_Section):
     """Priority of requests without an ``x-priority`` header."""
     backend_capacity: PositiveFloat = 64.0
     """Concurrent requests (running + waiting, or the fleet's in-flight) at which a backend counts as full."""
-    low_threshold: float = 0.7
+    low_threshold: Fraction = 0.7
     """Fleet pressure (mean load / capacity over the model's backends) above which ``low`` waits or is shed."""
-    normal_threshold: float = 0.9
+    normal_threshold: Fraction = 0.9
     """The same for ``normal``; ``high`` waits only when every backend is full."""
-    kv_saturation: float = 0.98
+    kv_saturation: Fraction = 0.98
     """A backend whose KV cache is this full, with requests waiting, counts as full."""
-    stale_after_s: float = 3.0
+    stale_after_s: PositiveFloat = 3.0
     """A backend whose last good scrape is older than this counts as full (the gateway cannot see it)."""
-    max_queue: int = 256
+    max_queue: NonNegativeInt = 256
     """Requests of one priority that may wait in one replica's queue; more are shed at once."""
     max_wait_s: PriorityWaits = msgspec.field(default_factory=PriorityWaits)
     """How long each priority may wait for capacity before it is shed."""
     recheck_s: PositiveFloat = 0.1
     """Waiting requests re-check the fleet at least this often (and whenever a request ends)."""
-    retry_after_s: int = 1
+    retry_after_s: NonNegativeInt = 1
     """The Retry-After header of a 429."""
 
 
@@ -187,10 +193,10 @@ class CoordinationConfig(_Section):
     """A replica that stops heartbeating loses its reservations after this long."""
     call_timeout_s: PositiveFloat = 0.25
     """Every Redis call; past it the replica serves from its own view (degraded) and retries with backoff."""
-    backoff_max_s: float = 5.0
-    ewma_alpha: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.2
+    backoff_max_s: PositiveFloat = 5.0
+    ewma_alpha: Fraction = 0.2
     """Weight of the newest TTFT/per-token latency observation in the moving averages."""
-    prefix_ttl_s: float = 600.0
+    prefix_ttl_s: PositiveFloat = 600.0
     """Prefix index entries older than this do not count (vLLM has likely evicted them)."""
 
 
@@ -256,8 +262,17 @@ def validate(config: GatewayConfig) -> GatewayConfig:
         if backend.id in seen:
             raise ConfigError(f"fleet.backends[{i}].id: duplicate backend id {backend.id!r}")
         seen.add(backend.id)
-        if not backend.url.startswith(("http://", "https://")):
+        parts = urlsplit(backend.url)
+        if parts.scheme not in ("http", "https"):
             raise ConfigError(f"fleet.backends[{i}].url: must start with http:// or https://")
+        if not parts.hostname:
+            raise ConfigError(f"fleet.backends[{i}].url: names no host")
+        try:
+            port = parts.port  # ValueError when not a number or out of 0..65535
+        except ValueError:
+            port = 0
+        if port == 0 or parts.netloc.endswith(":"):
+            raise ConfigError(f"fleet.backends[{i}].url: the port must be a number in 1..65535")
     url = config.coordination.redis_url
     if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("coordination.redis_url: must start with redis://, rediss:// or unix://")

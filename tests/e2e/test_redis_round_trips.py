@@ -7,7 +7,7 @@ import httpx
 import pytest
 import redis
 
-from gateway.config import CoordinationConfig
+from gateway.config import AdmissionConfig, CoordinationConfig
 from tests.processes import free_port, gateway, gateway_config, simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -31,10 +31,21 @@ def command_calls(client: redis.Redis) -> dict[str, int]:
 def test_two_round_trips_per_request(redis_server_url: str, tmp_path: Path) -> None:
     # Heartbeats every 100 s and scrapes every 30 s: during the measured window only requests talk to Redis.
     coordination = CoordinationConfig(redis_url=redis_server_url, namespace="budget", lease_ttl_s=300)
+    # A backend counts as full stale_after_s (3 s by default) after its last scrape; with scrapes 30 s apart,
+    # a slow host would reach that mid-run and every request would wait, then get a 429. Admission still runs
+    # (and its pick is the first EVALSHA); it only never sees a backend as stale within the test.
+    admission = AdmissionConfig(stale_after_s=600)
     with (
         simulator("--backends", "2", "--time-scale", "0.1") as servers,
         gateway(
-            gateway_config(servers, free_port(), policy="prefix", health={"interval_s": 30}, coordination=coordination),
+            gateway_config(
+                servers,
+                free_port(),
+                policy="prefix",
+                health={"interval_s": 30},
+                coordination=coordination,
+                admission=admission,
+            ),
             tmp_path,
         ) as url,
         redis.Redis.from_url(redis_server_url) as r,
