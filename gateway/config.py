@@ -34,6 +34,7 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the offending key."""
 
 
+HeaderName = Annotated[str, msgspec.Meta(pattern="^[a-z0-9-]+$")]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -73,6 +74,11 @@ class ProxyConfig(_Section):
     """Extra attempts on another backend after a connect error or a 5xx before the first byte."""
     max_connections: NonNegativeInt = 0
     """Upstream connection pool size per replica (0 = unlimited)."""
+    forward_headers: frozenset[HeaderName] = frozenset()
+    """Client request headers passed to backends besides content-type, accept, authorization and the trace
+    context (lower-case names; hop-by-hop ones never pass)."""
+    return_headers: frozenset[HeaderName] = frozenset()
+    """Backend response headers passed to clients besides content-type (lower-case names)."""
 
 
 class BackendConfig(_Section):

@@ -190,7 +190,7 @@ class Exchange:
     def response_headers(self) -> dict[str, str]:
         assert self.upstream is not None
         assert self.decision is not None
-        headers = returned_headers(self.upstream.headers().items())
+        headers = returned_headers(self.upstream.headers().items(), self.state.config.proxy.return_headers)
         headers["x-request-id"] = self.request_id
         headers["x-gateway-backend"] = self.upstream.backend_id
         headers["x-gateway-route"] = self.decision.receipt(self.attempts)

@@ -38,15 +38,16 @@ header of its own stay behind; the gateway adds ``x-request-id``, ``x-gateway-ba
 def forward_headers(headers: Iterable[tuple[str, str]], extra: frozenset[str] = frozenset()) -> dict[str, str]:
     """The client's headers a backend may see (``FORWARDED`` plus ``extra``, lower-case names), never a
     hop-by-hop one; the gateway sets its own framing and asks for identity encoding."""
-    allowed = FORWARDED | extra
+    allowed = FORWARDED | extra if extra else FORWARDED
     out = {k: v for k, v in headers if (name := k.lower()) in allowed and name not in HOP_BY_HOP}
     out["accept-encoding"] = "identity"
     return out
 
 
-def returned_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """The backend's response headers a client may see, names lower-cased."""
-    return {name: v for k, v in headers if (name := k.lower()) in RETURNED}
+def returned_headers(headers: Iterable[tuple[str, str]], extra: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The backend's response headers a client may see (``RETURNED`` plus ``extra``), names lower-cased."""
+    allowed = RETURNED | extra if extra else RETURNED
+    return {name: v for k, v in headers if (name := k.lower()) in allowed and name not in HOP_BY_HOP}
 
 
 def end_to_end(headers: Iterable[tuple[str, str]]) -> dict[str, str]:

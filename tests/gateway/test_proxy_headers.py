@@ -39,3 +39,11 @@ def test_configured_extra_headers_pass_but_never_hop_by_hop_ones() -> None:
 def test_a_client_sees_no_backend_header_but_the_content_type() -> None:
     backend = [("Server", "uvicorn"), ("Date", "x"), ("Content-Type", "text/event-stream"), ("x-sim-step", "7")]
     assert returned_headers(backend) == {"content-type": "text/event-stream"}
+
+
+def test_configured_return_headers_reach_the_client() -> None:
+    backend = [("Server", "uvicorn"), ("X-Sim-Step", "7"), ("Content-Type", "application/json")]
+    assert returned_headers(backend, frozenset({"x-sim-step"})) == {
+        "x-sim-step": "7",
+        "content-type": "application/json",
+    }

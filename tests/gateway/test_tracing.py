@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from gateway.app import create_app
-from gateway.config import BackendConfig, FleetConfig, GatewayConfig, RoutingConfig
+from gateway.config import BackendConfig, FleetConfig, GatewayConfig, ProxyConfig, RoutingConfig
 from gateway.telemetry.tracing import Tracing, tracing_requested
 from tests.processes import SimServer, simulator
 
@@ -32,6 +32,8 @@ async def traced(sim: SimServer) -> AsyncIterator[tuple[AsyncTestClient, InMemor
     config = GatewayConfig(
         routing=RoutingConfig(policy="prefix"),
         fleet=FleetConfig(backends=[BackendConfig(id=sim.id, url=sim.url, models=[sim.model])]),
+        # the simulator echoes the traceparent it got; a configured return header lets the test see it
+        proxy=ProxyConfig(return_headers=frozenset({"x-sim-traceparent"})),
     )
     async with AsyncTestClient(app=create_app(config, tracing=tracing)) as client:
         assert (await client.get("/readyz")).status_code == 200
