@@ -2,16 +2,38 @@
 
 The body is forwarded upstream unchanged; these Structs ignore every field they do not name, so new
 OpenAI parameters pass through without a gateway release.
+
+A hostile body is a ``BadRequest`` (400), never an exception of the decoder: invalid UTF-8 in a string,
+numbers out of range, nesting deeper than ``server.limits.max_depth`` (checked before msgspec runs, which
+recurses even through the fields it skips), and the other request-shape limits (``RequestLimits``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from itertools import accumulate
+from typing import Annotated, Any
 
 import msgspec
 
 from gateway.errors import BadRequest
 from gateway.routing.types import RequestFeatures
+
+
+class RequestLimits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Caps on a request's shape; a body above one is refused with 400 naming the field. Meant as the
+    ``server.limits`` config section (``gateway/config.py`` has no room yet: it is at the 300-line cap);
+    until then every request is held to these defaults."""
+
+    max_tokens: Annotated[int, msgspec.Meta(gt=0)] = 131072
+    """Largest ``max_tokens`` / ``max_completion_tokens`` a request may ask for."""
+    max_n: Annotated[int, msgspec.Meta(gt=0)] = 16
+    """Largest ``n`` (choices per request)."""
+    max_messages: Annotated[int, msgspec.Meta(gt=0)] = 4096
+    """Most ``messages`` in one chat request."""
+    max_depth: Annotated[int, msgspec.Meta(gt=0, le=512)] = 64
+    """Deepest JSON nesting of a body (its own object is level 1), checked before decoding; at most 512, well
+    below where the decoder would hit the interpreter's recursion limit."""
 
 
 class _Part(msgspec.Struct):
@@ -30,6 +52,9 @@ class ChatBody(msgspec.Struct):
     messages: list[_Message]
     stream: bool | None = False
     cache_salt: str | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    n: int | None = None
 
 
 class CompletionBody(msgspec.Struct):
@@ -37,12 +62,16 @@ class CompletionBody(msgspec.Struct):
     prompt: Any
     stream: bool | None = False
     cache_salt: str | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    n: int | None = None
 
 
 _chat_decoder = msgspec.json.Decoder(ChatBody)
 _completion_decoder = msgspec.json.Decoder(CompletionBody)
 
 _SYSTEM_ROLES = ("system", "developer")
+DEFAULT_LIMITS = RequestLimits()
 
 
 def _text(content: str | list[_Part] | None) -> str:
@@ -53,10 +82,12 @@ def _text(content: str | list[_Part] | None) -> str:
     return "".join(p.text or "" for p in content)
 
 
-def chat_features(body: bytes) -> RequestFeatures:
-    chat = _decode(_chat_decoder, body)
+def chat_features(body: bytes, limits: RequestLimits = DEFAULT_LIMITS) -> RequestFeatures:
+    chat: ChatBody = _decode(_chat_decoder, body, limits)
     if not chat.messages:
         raise BadRequest("messages must not be empty", param="messages")
+    if len(chat.messages) > limits.max_messages:
+        raise BadRequest(f"at most {limits.max_messages} messages are allowed", param="messages")
     system: list[str] = []
     for message in chat.messages:
         if message.role not in _SYSTEM_ROLES:
@@ -73,14 +104,14 @@ def chat_features(body: bytes) -> RequestFeatures:
     )
 
 
-def completion_features(body: bytes) -> RequestFeatures:
-    completion = _decode(_completion_decoder, body)
+def completion_features(body: bytes, limits: RequestLimits = DEFAULT_LIMITS) -> RequestFeatures:
+    completion: CompletionBody = _decode(_completion_decoder, body, limits)
     prompt = completion.prompt
     if isinstance(prompt, str):
         text = prompt
     elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
         text = prompt[0]  # a batch: the first prompt decides the route (vLLM runs them on one server)
-    elif isinstance(prompt, list) and prompt and all(isinstance(p, int) for p in prompt):
+    elif isinstance(prompt, list) and prompt and all(type(p) is int for p in prompt):  # not bool
         text = " ".join(map(str, prompt))
     else:
         raise BadRequest("prompt must be a string, a list of strings or a list of token ids", param="prompt")
@@ -93,15 +124,59 @@ def completion_features(body: bytes) -> RequestFeatures:
     )
 
 
-def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, limits: RequestLimits) -> Any:
     if not body:
         raise BadRequest("request body is empty: expected a JSON object")
+    _check_depth(body, limits.max_depth)
     try:
-        return decoder.decode(body)
+        decoded = decoder.decode(body)
     except msgspec.ValidationError as e:
         raise BadRequest(f"invalid request: {e}", param=_param_of(str(e))) from e
     except msgspec.DecodeError as e:
         raise BadRequest(f"malformed JSON body: {e}") from e
+    except UnicodeDecodeError as e:  # msgspec checks UTF-8 only in the strings it decodes, and raises this
+        raise BadRequest(f"invalid UTF-8 in a JSON string at byte {e.start} of a string") from e
+    except RecursionError as e:  # only if the interpreter's stack is shallower than max_depth; never expected
+        raise BadRequest("JSON nested too deeply") from e
+    _check_sampling(decoded, limits)
+    return decoded
+
+
+def _check_sampling(body: ChatBody | CompletionBody, limits: RequestLimits) -> None:
+    for param, value in (("max_tokens", body.max_tokens), ("max_completion_tokens", body.max_completion_tokens)):
+        if value is not None and value > limits.max_tokens:
+            raise BadRequest(f"{param} must be at most {limits.max_tokens}", param=param)
+    if body.n is not None and body.n > limits.max_n:
+        raise BadRequest(f"n must be at most {limits.max_n}", param="n")
+
+
+# Nesting depth. msgspec recurses once per level even through the fields it skips, up to the interpreter's
+# recursion limit (a RecursionError, ~1,000 levels minus the stack in use), and has no depth option; so the
+# depth is bounded before decoding. A body cannot nest deeper than it has brackets: two C-speed counts clear
+# ordinary bodies. Past that, an exact pass with no Python loop per byte: the escapes that hide a quote
+# (``\\\\``, ``\\"``) dropped, everything but quotes and brackets deleted, strings cut out (adjacent quotes
+# first: dropping two leaves every bracket inside or outside a string as it was), brackets mapped to +1/-1, summed.
+_ESCAPES = re.compile(rb'\\[\\"]')
+_NOT_STRUCTURAL = bytes(sorted(set(range(256)) - set(b'"[]{}')))
+_SIGNS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+def _check_depth(body: bytes, max_depth: int) -> None:
+    if body.count(b"{") + body.count(b"[") <= max_depth:
+        return
+    if json_depth(body) > max_depth:
+        raise BadRequest(f"JSON nested deeper than {max_depth} levels")
+
+
+def json_depth(body: bytes) -> int:
+    """How deep a JSON text nests (``{}`` is 1): exact for valid JSON; for malformed JSON, at least the depth
+    a decoder reaches before the error (up to there, the text is valid)."""
+    if b"\\" in body:
+        body = _ESCAPES.sub(b"", body)
+    structure = body.translate(None, _NOT_STRUCTURAL).replace(b'""', b"")
+    if b'"' in structure:  # strings with brackets in them
+        structure = b"".join(structure.split(b'"')[::2])
+    return max(accumulate(memoryview(structure.translate(_SIGNS)).cast("b")), default=0)
 
 
 def _param_of(message: str) -> str | None:

@@ -78,7 +78,8 @@ async def _proxy(request: Request[Any, Any, Any], path: str, decode: Decode) -> 
 async def _exchange(
     state: GatewayState, request: Request[Any, Any, Any], path: str, decode: Decode, events: RequestEvents
 ) -> Exchange:
-    """Parse the request into an ``Exchange``; a ``GatewayError`` (400, 413) for one that cannot be."""
+    """Parse the request into an ``Exchange``; a ``GatewayError`` (400, 413) for one that cannot be (every
+    hostile body, over a limit or not decodable, is a ``BadRequest``: ``gateway/openai_request.py``)."""
     priority = priority_of(request.headers.get("x-priority"), state.config.admission.default_priority)
     body = await request.body()
     features = decode(body)
