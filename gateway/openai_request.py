@@ -128,18 +128,27 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, limits: RequestLimi
     if not body:
         raise BadRequest("request body is empty: expected a JSON object")
     _check_depth(body, limits.max_depth)
+    if not body.isascii():  # msgspec checks UTF-8 only in the strings it decodes; the rest goes upstream as is
+        _check_utf8(body)
     try:
         decoded = decoder.decode(body)
     except msgspec.ValidationError as e:
         raise BadRequest(f"invalid request: {e}", param=_param_of(str(e))) from e
     except msgspec.DecodeError as e:
         raise BadRequest(f"malformed JSON body: {e}") from e
-    except UnicodeDecodeError as e:  # msgspec checks UTF-8 only in the strings it decodes, and raises this
-        raise BadRequest(f"invalid UTF-8 in a JSON string at byte {e.start} of a string") from e
+    except UnicodeDecodeError as e:  # what msgspec raises for invalid UTF-8 in a string it decodes
+        raise BadRequest(f"invalid UTF-8 in a JSON string: {e.reason}") from e
     except RecursionError as e:  # only if the interpreter's stack is shallower than max_depth; never expected
         raise BadRequest("JSON nested too deeply") from e
     _check_sampling(decoded, limits)
     return decoded
+
+
+def _check_utf8(body: bytes) -> None:
+    try:
+        body.decode()
+    except UnicodeDecodeError as e:
+        raise BadRequest(f"the body is not valid UTF-8: {e.reason} at byte {e.start}") from e
 
 
 def _check_sampling(body: ChatBody | CompletionBody, limits: RequestLimits) -> None:

@@ -42,6 +42,13 @@ HOSTILE = [
         id="chat-utf8-encoded-surrogate",
     ),
     pytest.param("/v1/completions", b'{"model": "m", "prompt": "\xff\xfe"}', None, id="prompt-invalid-utf8"),
+    pytest.param(
+        "/v1/chat/completions",
+        CHAT + b', "stream": true, "stream_options": {"a": "\xff"}}',
+        None,
+        id="stream-options-invalid-utf8",  # the stream's re-encode of the body decodes every string
+    ),
+    pytest.param("/v1/chat/completions", CHAT + b', "user": "\xff"}', None, id="invalid-utf8-in-unknown-field"),
     pytest.param("/v1/completions", b'{"model": "m", "prompt": ["ok", "\xff"]}', None, id="batch-invalid-utf8"),
     pytest.param("/v1/chat/completions", CHAT + b', "tools": ' + deep(1000) + b"}", None, id="chat-deep-unknown-field"),
     pytest.param(
