@@ -13,7 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from gateway.config import ENV_CONFIG_FILE, ConfigError, GatewayConfig
+from gateway.config import ConfigError, GatewayConfig
+from gateway.config_env import ENV_CONFIG_FILE
 from gateway.config_loader import load
 
 

@@ -1,33 +1,20 @@
 """The gateway's configuration: one msgspec Struct tree, the single place where every key is defined.
 
-``parse`` is the first phase of loading (``gateway.config_loader.load`` runs all three):
-
-1. ``read_toml``: the TOML file as a plain dict;
-2. ``apply_env``: ``GATEWAY_SECTION__KEY=value`` environment overrides laid over it
-   (``GATEWAY_COORDINATION__REDIS_URL=redis://...``; a value starting with ``[`` or ``{`` is JSON);
-3. ``decode``: ``msgspec.convert`` into ``GatewayConfig`` with unknown fields forbidden and each field's
-   constraints checked, so a typo or a bad value fails with the path of the key (``$.server.prot``).
-
-``validate`` is the last phase: cross-references no single field can state (unique backend ids, a fleet
-source). This module imports nothing of the gateway, so every other module may import it.
+Each key is defined here once, with its constraints on the field (``msgspec.Meta``), so decoding names a
+bad key by its path (``$.server.prot``). ``validate`` checks what no single field can state (unique backend
+ids, a fleet source, backend URLs). Reading the file and the environment is ``gateway.config_env``'s job,
+and ``gateway.config_loader.load`` runs the phases. This module imports nothing of the gateway, so every
+other module may import it.
 
 Every failure is a ``ConfigError`` whose message names the key.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tomllib
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
-
-ENV_PREFIX = "GATEWAY_"
-ENV_CONFIG_FILE = "GATEWAY_CONFIG_FILE"
 
 
 class ConfigError(ValueError):
@@ -48,6 +35,20 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+class RequestLimits(_Section):
+    """``server.limits``: caps on a request's shape; a body above one is refused with 400 naming the field."""
+
+    max_tokens: PositiveInt = 131072
+    """Largest ``max_tokens`` / ``max_completion_tokens`` a request may ask for."""
+    max_n: PositiveInt = 16
+    """Largest ``n`` (choices per request)."""
+    max_messages: PositiveInt = 4096
+    """Most ``messages`` in one chat request."""
+    max_depth: Annotated[int, msgspec.Meta(gt=0, le=512)] = 64
+    """Deepest JSON nesting of a body (its own object is level 1), checked before decoding; at most 512, well
+    below where the decoder would hit the interpreter's recursion limit."""
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
@@ -57,6 +58,7 @@ class ServerConfig(_Section):
     """Request bodies above this are refused with 413."""
     access_log: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    limits: RequestLimits = msgspec.field(default_factory=RequestLimits)
 
 
 class TimeoutConfig(_Section):
@@ -215,49 +217,6 @@ class GatewayConfig(_Section):
     admission: AdmissionConfig = msgspec.field(default_factory=AdmissionConfig)
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from e
-
-
-def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Lay ``GATEWAY_A__B=value`` over ``raw['a']['b']``; the decode step converts the strings."""
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
-            continue
-        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
-        node = raw
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"environment {name}: {'.'.join(path)} is not a table")
-            node = child
-        node[path[-1]] = _env_value(name, value)
-    return raw
-
-
-def _env_value(name: str, value: str) -> Any:
-    if value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"environment {name}: invalid JSON: {e}") from e
-    return value
-
-
-def decode(raw: Mapping[str, Any]) -> GatewayConfig:
-    try:
-        # strict=False lets environment strings become ints, floats and booleans.
-        return msgspec.convert(raw, GatewayConfig, strict=False)
-    except msgspec.ValidationError as e:
-        raise ConfigError(f"invalid config: {e}") from e
-
-
 def validate(config: GatewayConfig) -> GatewayConfig:
     """Cross-references no single field can state (field constraints are checked by ``decode``)."""
     fleet = config.fleet
@@ -288,11 +247,3 @@ def validate(config: GatewayConfig) -> GatewayConfig:
     if not 0 < admission.low_threshold <= admission.normal_threshold:
         raise ConfigError("admission.low_threshold: must be > 0 and <= admission.normal_threshold")
     return config
-
-
-def parse(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> GatewayConfig:
-    """File (if any) + environment -> a decoded config with defaults filled in and field constraints checked."""
-    environ = os.environ if environ is None else environ
-    path = path or environ.get(ENV_CONFIG_FILE)
-    raw = read_toml(path) if path else {}
-    return decode(apply_env(raw, environ))

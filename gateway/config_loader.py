@@ -1,7 +1,7 @@
 """Loading the configuration, in three phases.
 
-1. parse and defaults: the TOML file (``config.read_toml``) with the environment laid over it
-   (``config.apply_env``), decoded strictly with every field's constraints. Only environment strings are
+1. parse and defaults: the TOML file (``config_env.read_toml``) with the environment laid over it
+   (``config_env.apply_env``), decoded strictly with every field's constraints. Only environment strings are
    converted to the field's type first (``GATEWAY_SERVER__PORT=9999``); a string in the file stays a string,
    so ``port = "21090"`` fails naming ``$.server.port`` instead of being coerced;
 2. build plugins: ``routing.presets.resolve`` checks the routing preset - known scorers, their own
@@ -21,7 +21,8 @@ from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 import msgspec
 
-from gateway.config import ENV_CONFIG_FILE, ENV_PREFIX, ConfigError, GatewayConfig, apply_env, read_toml, validate
+from gateway.config import ConfigError, GatewayConfig, validate
+from gateway.config_env import ENV_CONFIG_FILE, ENV_PREFIX, apply_env, read_toml
 from gateway.routing.presets import resolve
 
 

@@ -15,13 +15,13 @@ import tempfile
 from pathlib import Path
 
 from gateway.config import (
-    ENV_CONFIG_FILE,
     CoordinationConfig,
     FleetConfig,
     GatewayConfig,
     RoutingConfig,
     ServerConfig,
 )
+from gateway.config_env import ENV_CONFIG_FILE
 from gateway.config_loader import load
 from loadtests.harness.gateway import GatewayServer, backend_configs, start_gateway
 from loadtests.harness.gateway_toml import write_config

@@ -12,28 +12,13 @@ from __future__ import annotations
 
 import re
 from itertools import accumulate
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
+from gateway.config import RequestLimits
 from gateway.errors import BadRequest
 from gateway.routing.types import RequestFeatures
-
-
-class RequestLimits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Caps on a request's shape; a body above one is refused with 400 naming the field. Meant as the
-    ``server.limits`` config section (``gateway/config.py`` has no room yet: it is at the 300-line cap);
-    until then every request is held to these defaults."""
-
-    max_tokens: Annotated[int, msgspec.Meta(gt=0)] = 131072
-    """Largest ``max_tokens`` / ``max_completion_tokens`` a request may ask for."""
-    max_n: Annotated[int, msgspec.Meta(gt=0)] = 16
-    """Largest ``n`` (choices per request)."""
-    max_messages: Annotated[int, msgspec.Meta(gt=0)] = 4096
-    """Most ``messages`` in one chat request."""
-    max_depth: Annotated[int, msgspec.Meta(gt=0, le=512)] = 64
-    """Deepest JSON nesting of a body (its own object is level 1), checked before decoding; at most 512, well
-    below where the decoder would hit the interpreter's recursion limit."""
 
 
 class _Part(msgspec.Struct):

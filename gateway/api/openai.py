@@ -18,6 +18,7 @@ from litestar.response import Stream
 
 from gateway.admission import priority_of
 from gateway.api.disconnect import until_disconnect
+from gateway.config import RequestLimits
 from gateway.errors import ClientDisconnected, GatewayError
 from gateway.exchange import Exchange
 from gateway.openai_request import chat_features, completion_features
@@ -27,7 +28,7 @@ from gateway.telemetry.observer import RequestEvents
 from gateway.upstream import forward_headers
 from gateway.usage import with_usage
 
-Decode = Callable[[bytes], RequestFeatures]
+Decode = Callable[[bytes, RequestLimits], RequestFeatures]
 
 
 @post("/v1/chat/completions", status_code=200)
@@ -82,12 +83,12 @@ async def _exchange(
     hostile body, over a limit or not decodable, is a ``BadRequest``: ``gateway/openai_request.py``)."""
     priority = priority_of(request.headers.get("x-priority"), state.config.admission.default_priority)
     body = await request.body()
-    features = decode(body)
+    features = decode(body, state.config.server.limits)
     session_header = state.config.routing.session_header
     session = request.headers.get(session_header) if session_header else None
     features = dataclasses.replace(features, session_id=session, priority=priority)
     events.parsed(features, state.model_label(features.model))
-    headers = forward_headers(request.headers.items())
+    headers = forward_headers(request.headers.items(), state.config.proxy.forward_headers)
     headers["x-request-id"] = events.request_id
     strip_usage = False
     if features.stream:

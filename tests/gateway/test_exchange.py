@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from coordination import BackendLoad, InMemoryStore, Pick, PickRequest, Reservation
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, ProxyConfig, RequestLimits, ServerConfig
 from gateway.upstream import MockReply, MockRequest, UpstreamConnectError
 from tests.gateway.exchange_helpers import (
     MODEL,
@@ -321,3 +321,27 @@ async def test_a_backend_failing_what_others_serve_is_ejected() -> None:
             assert (await gw.client.post("/v1/chat/completions", json=CHAT)).status_code == 200
         assert [r.backend_id for r in gw.transport.requests].count("b0") == 2
         assert routable(gw) == {"b1", "b2"}
+
+
+async def test_only_allowed_headers_cross_the_gateway_either_way() -> None:
+    reply = MockReply(200, [b'{"choices": []}'], {"content-type": "application/json", "server": "uvicorn", "x-b": "1"})
+    cfg = msgspec.structs.replace(config(), proxy=ProxyConfig(forward_headers=frozenset({"x-tenant"})))
+    async with gateway(lambda r: reply, cfg) as gw:
+        sent_headers = {"cookie": "s=1", "x-forwarded-for": "6.6.6.6", "x-tenant": "t1", "authorization": "Bearer k"}
+        response = await gw.client.post("/v1/chat/completions", json=CHAT, headers=sent_headers)
+        assert response.status_code == 200
+        upstream = {k.lower() for k in gw.transport.requests[0].headers}
+        assert {"x-tenant", "authorization"} <= upstream
+        assert not {"cookie", "x-forwarded-for"} & upstream
+        assert "server" not in response.headers
+        assert "x-b" not in response.headers
+
+
+async def test_request_shape_limits_come_from_the_config() -> None:
+    cfg = msgspec.structs.replace(config(), server=ServerConfig(limits=RequestLimits(max_n=2, max_messages=3)))
+    async with gateway(lambda r: completion(), cfg) as gw:
+        assert (await gw.client.post("/v1/chat/completions", json={**CHAT, "n": 2})).status_code == 200
+        over = await gw.client.post("/v1/chat/completions", json={**CHAT, "n": 3})
+        assert (over.status_code, over.json()["error"]["param"]) == (400, "n")
+        many = {**CHAT, "messages": [{"role": "user", "content": "hello"}] * 4}
+        assert (await gw.client.post("/v1/chat/completions", json=many)).json()["error"]["param"] == "messages"

@@ -12,7 +12,7 @@ import json
 import msgspec
 import pytest
 
-from gateway.openai_request import RequestLimits
+from gateway.config import RequestLimits
 from tests.gateway.exchange_helpers import MODEL, completion, gateway
 
 CHAT = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]'

@@ -1,7 +1,8 @@
 import pytest
 
+from gateway.config import RequestLimits
 from gateway.errors import BadRequest
-from gateway.openai_request import RequestLimits, chat_features, completion_features, json_depth
+from gateway.openai_request import chat_features, completion_features, json_depth
 
 
 def test_chat_system_prompt_is_the_leading_system_and_developer_messages() -> None:
