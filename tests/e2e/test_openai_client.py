@@ -96,9 +96,20 @@ def test_unknown_model_is_404_in_openai_shape(client: openai.OpenAI) -> None:
 
 
 def test_upstream_400_passes_through(client: openai.OpenAI, sim_pair: list[SimServer]) -> None:
+    # within the gateway's own max_tokens limit (server.limits), beyond the backend's context length
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=sim_pair[0].model, messages=messages(), max_tokens=100_000)
+    assert info.value.response.headers["x-gateway-backend"] in {s.id for s in sim_pair}
+
+
+def test_max_tokens_beyond_the_gateway_limit_is_refused_before_any_backend(
+    client: openai.OpenAI, sim_pair: list[SimServer]
+) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=sim_pair[0].model, messages=messages(), max_tokens=10_000_000)
-    assert info.value.response.headers["x-gateway-backend"] in {s.id for s in sim_pair}
+    assert "x-gateway-backend" not in info.value.response.headers
+    assert info.value.body["param"] == "max_tokens"  # type: ignore[index]
+    assert info.value.response.headers["x-request-id"]
 
 
 def running(server: SimServer) -> float:
