@@ -57,33 +57,22 @@ from gateway.config import (
 )
 from loadtests.harness.gateway_toml import write_config
 from loadtests.redis_binary import find_redis_server
-from loadtests.run.procs import free_port
+from loadtests.run.procs import free_port, group_cpu_seconds
 
 HERE = Path(__file__).resolve().parent
-CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 GATEWAY_PIDS: dict[str, int] = {}
-"""Each running gateway's main process, by URL: its CPU (workers included) is read around every measurement."""
-
-
-def process_tree_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its live children (granian's worker), from /proc."""
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
-    total = 0.0
-    for p in [pid, *map(int, children)]:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
+"""Each running gateway's main process (its own process group), by URL: the group's CPU is read around
+every measurement."""
 
 
 def measured(url: str, body: bytes, requests: int, concurrency: int) -> dict[str, float]:
     """``closed_loop``, plus the gateway's CPU microseconds per request (its whole process tree) when known:
     on a shared host the CPU a request costs is steadier than the requests/s that other work leaves it."""
     pid = GATEWAY_PIDS.get(url)
-    before = process_tree_cpu_s(pid) if pid else 0.0
+    before = group_cpu_seconds({pid})[pid] if pid else 0.0
     result = asyncio.run(closed_loop(url, body, requests, concurrency))
     if pid:
-        result["cpu_us_per_request"] = (process_tree_cpu_s(pid) - before) / requests * 1e6
+        result["cpu_us_per_request"] = (group_cpu_seconds({pid})[pid] - before) / requests * 1e6
     return result
 
 
@@ -158,7 +147,7 @@ def gateway(backend_url: str, model: str, redis_url: str | None, tmp: Path, tree
             "PYTHONPATH": os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         }
     command = [*_pin(1), sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)]
-    process = subprocess.Popen(command, cwd=tree, env=env)
+    process = subprocess.Popen(command, cwd=tree, env=env, start_new_session=True)  # its CPU: one group
     url = f"http://127.0.0.1:{port}"
     GATEWAY_PIDS[url] = process.pid
     try:

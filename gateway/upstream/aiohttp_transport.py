@@ -16,7 +16,6 @@ import aiohttp
 from gateway.config import ProxyConfig, TimeoutConfig
 from gateway.errors import UpstreamTimeout
 from gateway.upstream.base import UpstreamBroken, UpstreamConnectError
-from gateway.upstream.headers import end_to_end
 
 
 @dataclass(slots=True)
@@ -34,7 +33,7 @@ class AiohttpUpstream:
         return self.response.status
 
     def headers(self) -> dict[str, str]:
-        return end_to_end(self.response.headers.items())
+        return dict(self.response.headers)
 
     async def read_all(self) -> bytes:
         remaining = self.timeouts.first_byte_s - (self.clock() - self.sent_at)

@@ -48,8 +48,3 @@ def returned_headers(headers: Iterable[tuple[str, str]], extra: frozenset[str] =
     """The backend's response headers a client may see (``RETURNED`` plus ``extra``), names lower-cased."""
     allowed = RETURNED | extra if extra else RETURNED
     return {name: v for k, v in headers if (name := k.lower()) in allowed and name not in HOP_BY_HOP}
-
-
-def end_to_end(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    lowered = ((k.lower(), v) for k, v in headers)
-    return {k: v for k, v in lowered if k not in HOP_BY_HOP}
